@@ -1,0 +1,135 @@
+//! The coconut ABI: every number that the VMM, the guest kernel and (later) its
+//! shards must agree on lives here and nowhere else.
+//!
+//! The crate is `no_std` with no dependencies so the kernel (built for
+//! `x86_64-unknown-none`) and the host-side VMM compile the very same constants.
+#![no_std]
+
+/// I/O ports of the coco machine (ARCHITECTURE.md §4).
+pub mod ports {
+    /// COM1, a 16550 UART (IRQ 4).
+    pub const COM1: u16 = 0x3f8;
+    /// A write of `v` ends the VM; the VMM exits with status `v & 0xff`.
+    pub const DEBUG_EXIT: u16 = 0x501;
+    /// A 32-bit write of a [`crate::milestone`] id is timestamped by the VMM.
+    pub const BOOT_TIMER: u16 = 0x440;
+    /// POST code port; writes are ignored.
+    pub const POST: u16 = 0x80;
+    /// Early-printf port some kernels use before the UART; writes are ignored.
+    pub const EARLY_PRINT: u16 = 0x00;
+    /// i8042 command port; a write of [`I8042_RESET`] resets (ends) the VM.
+    pub const I8042_COMMAND: u16 = 0x64;
+    /// The i8042 "pulse reset line" command.
+    pub const I8042_RESET: u8 = 0xfe;
+}
+
+/// Boot milestones reported on [`ports::BOOT_TIMER`].
+pub mod milestone {
+    /// First instruction of the kernel ran.
+    pub const KERNEL_ENTRY: u32 = 1;
+    /// The kernel finished its own initialisation.
+    pub const KERNEL_READY: u32 = 2;
+    /// The first user shard is running.
+    pub const FIRST_SHARD: u32 = 3;
+    /// Ids from here on are free for workloads.
+    pub const WORKLOAD_BASE: u32 = 16;
+
+    /// A human name for a milestone id (used in the VMM's timing report).
+    pub const fn name(id: u32) -> &'static str {
+        match id {
+            KERNEL_ENTRY => "kernel-entry",
+            KERNEL_READY => "kernel-ready",
+            FIRST_SHARD => "first-shard",
+            _ if id >= WORKLOAD_BASE => "workload",
+            _ => "reserved",
+        }
+    }
+}
+
+/// Statuses the guest kernel reports through [`ports::DEBUG_EXIT`].
+pub mod exit {
+    /// Everything the kernel was asked to do succeeded.
+    pub const SUCCESS: u8 = 0;
+    /// The kernel panicked (the message precedes it on COM1).
+    pub const KERNEL_PANIC: u8 = 0x70;
+    /// The boot information handed over by the loader was unusable.
+    pub const BAD_BOOT_INFO: u8 = 0x71;
+}
+
+/// Options the VMM passes to the guest kernel on its command line.
+pub mod cmdline {
+    /// `coco.gate=syscall|trap`: how shards enter the kernel.
+    pub const SYSCALL_GATE: &str = "coco.gate";
+    /// `coco.guest=<name>`: the guest's name in the hive (informational).
+    pub const GUEST_NAME: &str = "coco.guest";
+}
+
+/// How ring-3 code enters the kernel.
+///
+/// Hardware KVM delivers `syscall`; the kvm-pvm hypervisor does not (control
+/// reaches LSTAR still in ring 3 and faults), so there the kernel enters
+/// through a trap gate instead. The VMM decides and says so on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyscallGate {
+    /// The `syscall`/`sysretq` pair.
+    Syscall,
+    /// A trap-based gate that works where `syscall` cannot be delivered.
+    Trap,
+}
+
+impl SyscallGate {
+    /// The spelling used on the kernel command line.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SyscallGate::Syscall => "syscall",
+            SyscallGate::Trap => "trap",
+        }
+    }
+
+    /// Parses the command-line spelling; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "syscall" => Some(SyscallGate::Syscall),
+            "trap" => Some(SyscallGate::Trap),
+            _ => None,
+        }
+    }
+}
+
+/// Finds `key=value` in a space-separated command line (last one wins, as on Linux).
+pub fn cmdline_value<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
+    cmdline
+        .split_ascii_whitespace()
+        .filter_map(|word| word.split_once('='))
+        .filter(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+        .last()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gate_round_trips() {
+        for gate in [SyscallGate::Syscall, SyscallGate::Trap] {
+            assert_eq!(SyscallGate::parse(gate.as_str()), Some(gate));
+        }
+        assert_eq!(SyscallGate::parse("int80"), None);
+    }
+
+    #[test]
+    fn cmdline_value_last_wins_and_ignores_bare_words() {
+        let line = "quiet coco.gate=syscall console=ttyS0 coco.gate=trap";
+        assert_eq!(cmdline_value(line, "coco.gate"), Some("trap"));
+        assert_eq!(cmdline_value(line, "quiet"), None);
+        assert_eq!(cmdline_value(line, "missing"), None);
+    }
+
+    #[test]
+    fn milestone_names() {
+        assert_eq!(milestone::name(milestone::KERNEL_READY), "kernel-ready");
+        assert_eq!(milestone::name(17), "workload");
+        assert_eq!(milestone::name(9), "reserved");
+    }
+}

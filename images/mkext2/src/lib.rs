@@ -1,0 +1,1 @@
+//! ext2 image builder (being written).

@@ -1,0 +1,1 @@
+//! GPU partitions (being written).

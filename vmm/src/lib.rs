@@ -1,0 +1,1 @@
+//! coco-vmm library (being written).
