@@ -1,0 +1,491 @@
+//! Building a VM is one linear recipe: check KVM, lay out memory, load the
+//! kernel and its modules, write ACPI and boot information, wire the devices,
+//! create and initialise the vCPUs. Each step's failure is a [`BuildError`]
+//! variant that says which step failed; nothing here panics on user input.
+
+use std::fs::{File, OpenOptions};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use coconut_abi::{cmdline as abi_cmdline, ports};
+use kvm_bindings::{
+    CpuId, KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY, Msrs, kvm_msr_entry, kvm_pit_config,
+    kvm_userspace_memory_region,
+};
+use kvm_ioctls::{Cap, Kvm, VcpuFd, VmFd};
+use tracing::{debug, info};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
+use vmm_sys_util::eventfd::EventFd;
+
+use crate::arch::acpi::{self, AcpiError, AcpiTables};
+use crate::arch::cpuid::{self, CpuidPolicy};
+use crate::arch::layout::{
+    BOOT_GDT, KVM_IDENTITY_MAP, KVM_TSS, LayoutError, MIB, MemoryLayout,
+};
+use crate::arch::{msr, regs};
+use crate::boot::image::{self, ImageError};
+use crate::boot::pvh::{self, PvhError};
+use crate::devices::boot_timer::{BootTimer, Milestone};
+use crate::devices::bus::{Bus, BusError};
+use crate::devices::debug_exit::DebugExit;
+use crate::devices::i8042::I8042;
+use crate::devices::ignored::Ignored;
+use crate::devices::serial::{Console, IrqTrigger, SerialDevice};
+use crate::kvm_flavour::KvmFlavour;
+use crate::vm::control::VmControl;
+use crate::vm::spec::VmSpec;
+
+/// GSI of COM1.
+pub const COM1_GSI: u32 = 4;
+/// Most vCPUs (xAPIC ids are 8 bits and the IOAPIC takes the next id).
+pub const MAX_VCPUS: u8 = coco_hive_config::MAX_VCPUS;
+
+/// KVM capabilities the VMM cannot work without.
+const REQUIRED_CAPS: [(Cap, &str); 8] = [
+    (Cap::Irqchip, "KVM_CAP_IRQCHIP"),
+    (Cap::UserMemory, "KVM_CAP_USER_MEMORY"),
+    (Cap::SetTssAddr, "KVM_CAP_SET_TSS_ADDR"),
+    (Cap::Pit2, "KVM_CAP_PIT2"),
+    (Cap::Ioeventfd, "KVM_CAP_IOEVENTFD"),
+    (Cap::Irqfd, "KVM_CAP_IRQFD"),
+    (Cap::ExtCpuid, "KVM_CAP_EXT_CPUID"),
+    (Cap::PitState2, "KVM_CAP_PIT_STATE2"),
+];
+
+/// Why a VM could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// Bad vCPU count.
+    #[error("{0} vCPUs requested; 1..={MAX_VCPUS} are supported")]
+    Vcpus(u8),
+    /// Bad memory size.
+    #[error("guest memory: {0}")]
+    Layout(#[from] LayoutError),
+    /// An image could not be opened.
+    #[error("{what}: {source}")]
+    Image {
+        /// "kernel" or "initrd".
+        what: &'static str,
+        /// Why.
+        source: ImageError,
+    },
+    /// `/dev/kvm` could not be opened.
+    #[error("cannot open /dev/kvm: {0} (is KVM loaded, and may this user use it?)")]
+    OpenKvm(kvm_ioctls::Error),
+    /// KVM lacks a capability.
+    #[error("KVM lacks {0}, which coco-vmm needs")]
+    MissingCap(&'static str),
+    /// A KVM call failed.
+    #[error("{step}: {source}")]
+    Kvm {
+        /// What was being done.
+        step: &'static str,
+        /// The error.
+        source: kvm_ioctls::Error,
+    },
+    /// Guest memory could not be allocated or written.
+    #[error("guest memory: {0}")]
+    Memory(String),
+    /// The kernel or a module could not be loaded.
+    #[error("{0}")]
+    Pvh(#[from] PvhError),
+    /// ACPI tables could not be built.
+    #[error("ACPI: {0}")]
+    Acpi(#[from] AcpiError),
+    /// Devices overlap.
+    #[error("device layout: {0}")]
+    Bus(#[from] BusError),
+    /// KVM accepted fewer MSRs than given.
+    #[error("KVM refused MSR {0:#x}")]
+    Msr(u32),
+    /// Another I/O failure.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+fn kvm_step(step: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> BuildError {
+    move |source| BuildError::Kvm { step, source }
+}
+
+/// A built VM, ready to run.
+#[derive(Debug)]
+pub struct Vm {
+    /// Guest name.
+    pub name: String,
+    /// The KVM flavour it runs on.
+    pub flavour: KvmFlavour,
+    /// The command line the guest received.
+    pub cmdline: String,
+    pub(crate) _kvm: Kvm,
+    pub(crate) vm_fd: VmFd,
+    pub(crate) memory: GuestMemoryMmap,
+    pub(crate) vcpus: Vec<VcpuFd>,
+    pub(crate) pio: Bus,
+    pub(crate) mmio: Bus,
+    pub(crate) control: Arc<VmControl>,
+    pub(crate) serial: Arc<Mutex<SerialDevice>>,
+    pub(crate) milestones: Arc<Mutex<Vec<Milestone>>>,
+    pub(crate) origin: Instant,
+}
+
+/// The command line the guest kernel gets: the VMM's options first, the
+/// user's after them (so the user's win, as later options do on Linux).
+pub fn guest_cmdline(spec: &VmSpec, flavour: KvmFlavour) -> String {
+    let mut line = format!(
+        "{}={} {}={}",
+        abi_cmdline::SYSCALL_GATE,
+        flavour.syscall_gate().as_str(),
+        abi_cmdline::GUEST_NAME,
+        spec.name
+    );
+    if !spec.cmdline.trim().is_empty() {
+        line.push(' ');
+        line.push_str(spec.cmdline.trim());
+    }
+    line
+}
+
+fn check_kvm(kvm: &Kvm) -> Result<(), BuildError> {
+    for (cap, name) in REQUIRED_CAPS {
+        if !kvm.check_extension(cap) {
+            return Err(BuildError::MissingCap(name));
+        }
+    }
+    Ok(())
+}
+
+fn register_memory(vm_fd: &VmFd, memory: &GuestMemoryMmap) -> Result<(), BuildError> {
+    for (slot, region) in memory.iter().enumerate() {
+        let slot_info = kvm_userspace_memory_region {
+            slot: slot as u32,
+            flags: 0,
+            guest_phys_addr: region.start_addr().0,
+            memory_size: region.len(),
+            userspace_addr: region.as_ptr() as u64,
+        };
+        // SAFETY: the region is a live mapping owned by `memory`, which the
+        // VM owns and outlives every vCPU; slots do not overlap because the
+        // layout's regions do not.
+        unsafe { vm_fd.set_user_memory_region(slot_info) }
+            .map_err(kvm_step("registering guest memory with KVM"))?;
+    }
+    Ok(())
+}
+
+fn write_platform_tables(
+    memory: &GuestMemoryMmap,
+    vcpus: u8,
+) -> Result<AcpiTables, BuildError> {
+    let tables = acpi::build(vcpus)?;
+    memory
+        .write_slice(&tables.bytes, GuestAddress(AcpiTables::base()))
+        .map_err(|e| BuildError::Memory(format!("writing ACPI tables: {e}")))?;
+    let gdt: Vec<u8> = regs::BOOT_GDT_ENTRIES
+        .iter()
+        .flat_map(|e| e.to_le_bytes())
+        .collect();
+    memory
+        .write_slice(&gdt, GuestAddress(BOOT_GDT))
+        .map_err(|e| BuildError::Memory(format!("writing the boot GDT: {e}")))?;
+    Ok(tables)
+}
+
+fn open_console_log(spec: &VmSpec) -> Result<Option<File>, BuildError> {
+    let Some(path) = &spec.console_log else {
+        return Ok(None);
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| BuildError::Io {
+            what: format!("creating {}", dir.display()),
+            source,
+        })?;
+    }
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map(Some)
+        .map_err(|source| BuildError::Io {
+            what: format!("opening console log {}", path.display()),
+            source,
+        })
+}
+
+struct Devices {
+    pio: Bus,
+    mmio: Bus,
+    serial: Arc<Mutex<SerialDevice>>,
+    milestones: Arc<Mutex<Vec<Milestone>>>,
+}
+
+fn create_devices(
+    spec: &VmSpec,
+    vm_fd: &VmFd,
+    control: &Arc<VmControl>,
+    origin: Instant,
+) -> Result<Devices, BuildError> {
+    let irq = EventFd::new(libc::EFD_NONBLOCK).map_err(|source| BuildError::Io {
+        what: "creating the COM1 irqfd".into(),
+        source,
+    })?;
+    vm_fd
+        .register_irqfd(&irq, COM1_GSI)
+        .map_err(kvm_step("registering the COM1 irqfd"))?;
+    let console = Console::new(&spec.name, spec.echo_console, open_console_log(spec)?);
+    let serial = Arc::new(Mutex::new(SerialDevice::new(IrqTrigger(irq), console)));
+    let milestones = Arc::new(Mutex::new(Vec::new()));
+
+    let mut pio = Bus::new("port");
+    pio.insert(u64::from(ports::COM1), 8, "com1", serial.clone())?;
+    pio.insert(
+        u64::from(ports::DEBUG_EXIT),
+        1,
+        "debug-exit",
+        Arc::new(Mutex::new(DebugExit::new(control.clone()))),
+    )?;
+    pio.insert(
+        u64::from(ports::BOOT_TIMER),
+        4,
+        "boot-timer",
+        Arc::new(Mutex::new(BootTimer::new(origin, &spec.name, milestones.clone()))),
+    )?;
+    pio.insert(0x60, 5, "i8042", Arc::new(Mutex::new(I8042::new(control.clone()))))?;
+    let ignored = Arc::new(Mutex::new(Ignored));
+    pio.insert(u64::from(ports::POST), 1, "post", ignored.clone())?;
+    pio.insert(u64::from(ports::EARLY_PRINT), 1, "early-print", ignored)?;
+    Ok(Devices {
+        pio,
+        mmio: Bus::new("mmio"),
+        serial,
+        milestones,
+    })
+}
+
+/// LAPIC LVT LINT0 as ExtINT and LINT1 as NMI, as PC firmware leaves them,
+/// so the PIC and NMIs reach the vCPU before the guest programs its LAPIC.
+fn configure_lapic_lint(vcpu: &VcpuFd) -> Result<(), BuildError> {
+    const LVT_LINT0: usize = 0x350;
+    const LVT_LINT1: usize = 0x360;
+    const DELIVERY_EXTINT: u32 = 0x7 << 8;
+    const DELIVERY_NMI: u32 = 0x4 << 8;
+    let mut lapic = vcpu.get_lapic().map_err(kvm_step("reading the LAPIC"))?;
+    for (offset, mode) in [(LVT_LINT0, DELIVERY_EXTINT), (LVT_LINT1, DELIVERY_NMI)] {
+        let bytes: Vec<u8> = lapic.regs[offset..offset + 4]
+            .iter()
+            .map(|b| *b as u8)
+            .collect();
+        let old = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        let new = (old & !0x700) | mode;
+        for (i, b) in new.to_le_bytes().iter().enumerate() {
+            lapic.regs[offset + i] = *b as _;
+        }
+    }
+    vcpu.set_lapic(&lapic).map_err(kvm_step("writing the LAPIC"))
+}
+
+fn create_vcpus(
+    kvm: &Kvm,
+    vm_fd: &VmFd,
+    count: u8,
+    entry: u64,
+    start_info: u64,
+) -> Result<Vec<VcpuFd>, BuildError> {
+    let supported = kvm
+        .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+        .map_err(kvm_step("KVM_GET_SUPPORTED_CPUID"))?;
+    let msr_list = kvm
+        .get_msr_index_list()
+        .map_err(kvm_step("KVM_GET_MSR_INDEX_LIST"))?;
+    let boot_msrs = msr::boot_msrs(msr_list.as_slice());
+    let policy_base = CpuidPolicy {
+        vcpu_id: 0,
+        vcpu_count: count,
+        tsc_deadline: kvm.check_extension(Cap::TscDeadlineTimer),
+        arch_capabilities_msr: msr_list.as_slice().contains(&msr::ARCH_CAPABILITIES),
+    };
+    let mut vcpus = Vec::with_capacity(usize::from(count));
+    for id in 0..count {
+        let vcpu = vm_fd
+            .create_vcpu(u64::from(id))
+            .map_err(kvm_step("creating a vCPU"))?;
+        let entries = cpuid::filter(
+            supported.as_slice(),
+            &CpuidPolicy {
+                vcpu_id: id,
+                ..policy_base
+            },
+        );
+        let cpuid = CpuId::from_entries(&entries)
+            .map_err(|_| BuildError::Memory("CPUID table too large".into()))?;
+        vcpu.set_cpuid2(&cpuid).map_err(kvm_step("KVM_SET_CPUID2"))?;
+
+        let entries: Vec<kvm_msr_entry> = boot_msrs
+            .iter()
+            .map(|(index, data)| kvm_msr_entry {
+                index: *index,
+                data: *data,
+                ..Default::default()
+            })
+            .collect();
+        let msrs = Msrs::from_entries(&entries)
+            .map_err(|_| BuildError::Memory("MSR table too large".into()))?;
+        let written = vcpu.set_msrs(&msrs).map_err(kvm_step("KVM_SET_MSRS"))?;
+        if written < entries.len() {
+            return Err(BuildError::Msr(entries[written].index));
+        }
+        configure_lapic_lint(&vcpu)?;
+        vcpu.set_fpu(&regs::reset_fpu()).map_err(kvm_step("KVM_SET_FPU"))?;
+        if id == 0 {
+            // Only the bootstrap processor starts at the entry point; the
+            // others wait for INIT/SIPI from the guest in the in-kernel LAPIC.
+            let sregs = vcpu.get_sregs().map_err(kvm_step("KVM_GET_SREGS"))?;
+            vcpu.set_sregs(&regs::protected_mode_sregs(&sregs))
+                .map_err(kvm_step("KVM_SET_SREGS"))?;
+            vcpu.set_regs(&regs::entry_regs(entry, start_info, 0))
+                .map_err(kvm_step("KVM_SET_REGS"))?;
+        }
+        vcpus.push(vcpu);
+    }
+    Ok(vcpus)
+}
+
+/// Builds a VM from `spec`. `origin` is the instant boot milestones are
+/// measured from (the VMM's start).
+pub fn build_vm(spec: &VmSpec, origin: Instant) -> Result<Vm, BuildError> {
+    if spec.vcpus == 0 || spec.vcpus > MAX_VCPUS {
+        return Err(BuildError::Vcpus(spec.vcpus));
+    }
+    let layout = MemoryLayout::new(spec.memory_mib.saturating_mul(MIB))?;
+    let mut kernel = image::open(&spec.kernel).map_err(|source| BuildError::Image {
+        what: "kernel",
+        source,
+    })?;
+    let mut modules = Vec::new();
+    if let Some(initrd) = &spec.initrd {
+        modules.push(image::open(initrd).map_err(|source| BuildError::Image {
+            what: "initrd",
+            source,
+        })?);
+    }
+
+    let flavour = KvmFlavour::detect();
+    info!(guest = %spec.name, "KVM flavour: {}", flavour.describe());
+
+    let kvm = Kvm::new().map_err(BuildError::OpenKvm)?;
+    check_kvm(&kvm)?;
+    let vm_fd = kvm.create_vm().map_err(kvm_step("creating the VM"))?;
+    vm_fd
+        .set_tss_address(KVM_TSS as usize)
+        .map_err(kvm_step("KVM_SET_TSS_ADDR"))?;
+    if let Err(e) = vm_fd.set_identity_map_address(KVM_IDENTITY_MAP) {
+        // Only Intel's real-mode emulation uses it; other KVMs may refuse.
+        debug!("KVM_SET_IDENTITY_MAP_ADDR: {e} (ignored)");
+    }
+    vm_fd
+        .create_irq_chip()
+        .map_err(kvm_step("creating the in-kernel irqchip"))?;
+    vm_fd
+        .create_pit2(kvm_pit_config {
+            flags: KVM_PIT_SPEAKER_DUMMY,
+            ..Default::default()
+        })
+        .map_err(kvm_step("creating the in-kernel PIT"))?;
+
+    let memory = GuestMemoryMmap::from_ranges(&layout.ram_regions())
+        .map_err(|e| BuildError::Memory(format!("allocating {} MiB: {e}", spec.memory_mib)))?;
+    register_memory(&vm_fd, &memory)?;
+
+    let kernel_info = pvh::load_kernel(&memory, &layout, &mut kernel)?;
+    let placed = pvh::place_modules(&memory, &layout, kernel_info.end, &mut modules)?;
+    write_platform_tables(&memory, spec.vcpus)?;
+    let cmdline = guest_cmdline(spec, flavour);
+    let start_info = pvh::write_boot_info(
+        &memory,
+        &cmdline,
+        &layout.memory_map(),
+        &placed,
+        AcpiTables::rsdp_address(),
+    )?;
+    debug!(
+        entry = format_args!("{:#x}", kernel_info.entry),
+        kernel_end = format_args!("{:#x}", kernel_info.end),
+        modules = ?placed,
+        "kernel loaded"
+    );
+
+    let control = Arc::new(VmControl::new().map_err(|source| BuildError::Io {
+        what: "creating the stop event".into(),
+        source,
+    })?);
+    let devices = create_devices(spec, &vm_fd, &control, origin)?;
+    let vcpus = create_vcpus(&kvm, &vm_fd, spec.vcpus, kernel_info.entry, start_info)?;
+
+    Ok(Vm {
+        name: spec.name.clone(),
+        flavour,
+        cmdline,
+        _kvm: kvm,
+        vm_fd,
+        memory,
+        vcpus,
+        pio: devices.pio,
+        mmio: devices.mmio,
+        control,
+        serial: devices.serial,
+        milestones: devices.milestones,
+        origin,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::boot::image::ImageSource;
+
+    fn spec(cmdline: &str) -> VmSpec {
+        VmSpec {
+            name: "w1".into(),
+            kernel: ImageSource::Builtin("guest-kernel".into()),
+            initrd: None,
+            cmdline: cmdline.into(),
+            memory_mib: 64,
+            vcpus: 1,
+            console_log: None,
+            echo_console: false,
+        }
+    }
+
+    #[test]
+    fn cmdline_puts_vmm_options_first_and_user_options_last() {
+        assert_eq!(
+            guest_cmdline(&spec(""), KvmFlavour::Pvm),
+            "coco.gate=trap coco.guest=w1"
+        );
+        assert_eq!(
+            guest_cmdline(&spec("  coco.gate=syscall quiet "), KvmFlavour::Svm),
+            "coco.gate=syscall coco.guest=w1 coco.gate=syscall quiet"
+        );
+    }
+
+    #[test]
+    fn bad_vcpu_counts_fail_before_touching_kvm() {
+        let mut s = spec("");
+        s.vcpus = 0;
+        assert!(matches!(build_vm(&s, Instant::now()), Err(BuildError::Vcpus(0))));
+        s.vcpus = 255;
+        assert!(matches!(build_vm(&s, Instant::now()), Err(BuildError::Vcpus(255))));
+    }
+
+    #[test]
+    fn too_little_memory_is_a_layout_error() {
+        let mut s = spec("");
+        s.memory_mib = 1;
+        let err = build_vm(&s, Instant::now()).unwrap_err();
+        assert!(matches!(err, BuildError::Layout(LayoutError::TooSmall { .. })), "{err}");
+    }
+}

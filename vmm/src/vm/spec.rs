@@ -1,0 +1,27 @@
+//! What a VM is made of, independent of where the request came from
+//! (`coco-vmm boot` flags or a hive.toml guest).
+
+use std::path::PathBuf;
+
+use crate::boot::image::ImageSource;
+
+/// Everything needed to build one VM.
+#[derive(Clone, Debug)]
+pub struct VmSpec {
+    /// Guest name (console prefix, logs).
+    pub name: String,
+    /// The kernel image.
+    pub kernel: ImageSource,
+    /// The initial ramdisk / module 0.
+    pub initrd: Option<ImageSource>,
+    /// Extra command line, appended after the VMM's own options.
+    pub cmdline: String,
+    /// RAM in MiB.
+    pub memory_mib: u64,
+    /// Number of vCPUs.
+    pub vcpus: u8,
+    /// Append console output to this file.
+    pub console_log: Option<PathBuf>,
+    /// Echo console lines to stdout.
+    pub echo_console: bool,
+}
