@@ -40,7 +40,10 @@ fn build_kernel(root: &Path, out: &Path) -> PathBuf {
     println!("cargo:rerun-if-env-changed={PREBUILT_KERNEL_ENV}");
     if let Some(prebuilt) = env::var_os(PREBUILT_KERNEL_ENV) {
         std::fs::copy(&prebuilt, &dest).unwrap_or_else(|e| {
-            panic!("{PREBUILT_KERNEL_ENV}={}: {e}", Path::new(&prebuilt).display())
+            panic!(
+                "{PREBUILT_KERNEL_ENV}={}: {e}",
+                Path::new(&prebuilt).display()
+            )
         });
         return dest;
     }

@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-
 /// Prefix of the machine-readable timings line of `coco-vmm boot --timings json`.
 pub const TIMINGS_TAG: &str = "coco-timings";
 /// The console line that marks a booted kernel.
@@ -81,7 +80,11 @@ struct Sample {
 }
 
 /// Runs `cmd`, timestamping the ready line on stdout and the exit.
-fn measure(mut cmd: Command, what: &'static str, run: usize) -> Result<(Sample, String, i32), BenchError> {
+fn measure(
+    mut cmd: Command,
+    what: &'static str,
+    run: usize,
+) -> Result<(Sample, String, i32), BenchError> {
     let start = Instant::now();
     let mut child = cmd
         .stdin(Stdio::null())
@@ -175,7 +178,8 @@ fn stage(name: &str, dir: &Path) -> Result<PathBuf, BenchError> {
     })?;
     let path = dir.join(name);
     let mut f = std::fs::File::create(&path).map_err(io(format!("writing {}", path.display())))?;
-    f.write_all(bytes).map_err(io(format!("writing {}", path.display())))?;
+    f.write_all(bytes)
+        .map_err(io(format!("writing {}", path.display())))?;
     Ok(path)
 }
 
@@ -216,7 +220,7 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     }
     v.sort_by(|a, b| a.total_cmp(b));
     let mid = v.len() / 2;
-    Some(if v.len() % 2 == 0 {
+    Some(if v.len().is_multiple_of(2) {
         (v[mid - 1] + v[mid]) / 2.0
     } else {
         v[mid]
@@ -228,7 +232,8 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn fmt_opt(v: Option<f64>, unit: &str) -> String {
-    v.map(|v| format!("{v:.2} {unit}")).unwrap_or_else(|| "-".into())
+    v.map(|v| format!("{v:.2} {unit}"))
+        .unwrap_or_else(|| "-".into())
 }
 
 /// Runs a benchmark and prints its report.
@@ -264,19 +269,32 @@ fn boot(args: &BootBenchArgs) -> Result<(), BenchError> {
         Some(samples?)
     };
 
-    let col = |s: &[Sample], f: &dyn Fn(&Sample) -> Option<f64>| median(s.iter().filter_map(f).collect());
+    let col =
+        |s: &[Sample], f: &dyn Fn(&Sample) -> Option<f64>| median(s.iter().filter_map(f).collect());
     let c_ready = col(&coco, &|s| Some(ms(s.ready)));
     let c_exit = col(&coco, &|s| Some(ms(s.exit)));
     println!("coco-vmm (median of {n}):");
-    println!("  process start -> \"{READY_LINE}\" on console: {}", fmt_opt(c_ready, "ms"));
-    println!("  process start -> exit:                      {}", fmt_opt(c_exit, "ms"));
+    println!(
+        "  process start -> \"{READY_LINE}\" on console: {}",
+        fmt_opt(c_ready, "ms")
+    );
+    println!(
+        "  process start -> exit:                      {}",
+        fmt_opt(c_exit, "ms")
+    );
     println!(
         "  VMM start -> kernel-ready milestone (port 0x440): {}",
-        fmt_opt(col(&coco, &|s| s.internal_ready_us.map(|u| u as f64 / 1e3)), "ms")
+        fmt_opt(
+            col(&coco, &|s| s.internal_ready_us.map(|u| u as f64 / 1e3)),
+            "ms"
+        )
     );
     println!(
         "  VMM start -> VM stop (internal):                  {}",
-        fmt_opt(col(&coco, &|s| s.internal_exit_us.map(|u| u as f64 / 1e3)), "ms")
+        fmt_opt(
+            col(&coco, &|s| s.internal_exit_us.map(|u| u as f64 / 1e3)),
+            "ms"
+        )
     );
     println!(
         "  VMM RSS outside guest memory: {}",
@@ -286,8 +304,14 @@ fn boot(args: &BootBenchArgs) -> Result<(), BenchError> {
         let q_ready = col(&qemu, &|s| Some(ms(s.ready)));
         let q_exit = col(&qemu, &|s| Some(ms(s.exit)));
         println!("qemu-system-x86_64 -M microvm (median of {n}):");
-        println!("  process start -> \"{READY_LINE}\" on console: {}", fmt_opt(q_ready, "ms"));
-        println!("  process start -> exit:                      {}", fmt_opt(q_exit, "ms"));
+        println!(
+            "  process start -> \"{READY_LINE}\" on console: {}",
+            fmt_opt(q_ready, "ms")
+        );
+        println!(
+            "  process start -> exit:                      {}",
+            fmt_opt(q_exit, "ms")
+        );
         if let (Some(c), Some(q)) = (c_ready, q_ready) {
             println!("ratio coco/qemu, to kernel ready: {:.3}", c / q);
         }

@@ -53,9 +53,7 @@ pub fn state_dir(config: &HiveConfig) -> PathBuf {
         return dir.clone();
     }
     match std::env::var_os("XDG_RUNTIME_DIR") {
-        Some(runtime) if !runtime.is_empty() => {
-            Path::new(&runtime).join("coco").join(&config.name)
-        }
+        Some(runtime) if !runtime.is_empty() => Path::new(&runtime).join("coco").join(&config.name),
         _ => {
             // SAFETY: getuid has no preconditions and cannot fail.
             let uid = unsafe { libc::getuid() };

@@ -147,7 +147,11 @@ impl std::fmt::Display for HostReport {
         if let Some(vendor) = &self.cpu_vendor {
             writeln!(f, "guest cpu vendor: {vendor}")?;
         }
-        writeln!(f, "guest cpu features: {}", self.guest_cpu_features.join(" "))?;
+        writeln!(
+            f,
+            "guest cpu features: {}",
+            self.guest_cpu_features.join(" ")
+        )?;
         if self.flavour == KvmFlavour::Pvm {
             writeln!(
                 f,

@@ -70,7 +70,12 @@ struct BootArgs {
     #[arg(long, value_name = "IMAGE")]
     initrd: Option<String>,
     /// Extra kernel command line, appended after coco-vmm's own options.
-    #[arg(long, value_name = "STRING", default_value = "", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        value_name = "STRING",
+        default_value = "",
+        allow_hyphen_values = true
+    )]
     cmdline: String,
     /// Guest RAM in MiB.
     #[arg(long, value_name = "MiB", default_value_t = 64)]
@@ -165,7 +170,10 @@ fn run_hive(config: Option<PathBuf>, dry_run: bool) -> Result<u8> {
                 g.name,
                 g.kind,
                 g.kernel,
-                g.initrd.as_ref().map(ImageSource::to_string).unwrap_or("-".into()),
+                g.initrd
+                    .as_ref()
+                    .map(ImageSource::to_string)
+                    .unwrap_or("-".into()),
                 g.memory_mib,
                 g.vcpus,
                 g.role,

@@ -20,12 +20,29 @@ fn timings(stderr: &str) -> serde_json::Value {
 #[test]
 fn guest_kernel_boots_reports_its_machine_and_exits_zero() {
     let r = run(&[
-        "boot", "--name", "g1", "--kernel", KERNEL, "--initrd", RAMDISK, "--memory", "64",
-        "--cmdline", "hello=world", "--timings", "json",
+        "boot",
+        "--name",
+        "g1",
+        "--kernel",
+        KERNEL,
+        "--initrd",
+        RAMDISK,
+        "--memory",
+        "64",
+        "--cmdline",
+        "hello=world",
+        "--timings",
+        "json",
     ]);
     r.assert_no_panic();
     let console = r.console("g1");
-    assert_eq!(r.status, Some(0), "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.status,
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        r.stdout,
+        r.stderr
+    );
 
     // Banner first.
     assert!(
@@ -52,10 +69,16 @@ fn guest_kernel_boots_reports_its_machine_and_exits_zero() {
         "memmap: [0x0000000000100000-0x0000000004000000) ram",
     ];
     for line in expected_map {
-        assert!(console.iter().any(|l| l == line), "missing {line:?} in {console:?}");
+        assert!(
+            console.iter().any(|l| l == line),
+            "missing {line:?} in {console:?}"
+        );
     }
     let usable_kib = (0x9fc00 + (64 << 20) - 0x100000) / 1024;
-    assert!(console.contains(&format!("memory: {usable_kib} KiB usable")), "{console:?}");
+    assert!(
+        console.contains(&format!("memory: {usable_kib} KiB usable")),
+        "{console:?}"
+    );
 
     // Module 0 is the ext2 ramdisk.
     assert!(console.contains(&"modules: 1".to_string()), "{console:?}");
@@ -69,12 +92,20 @@ fn guest_kernel_boots_reports_its_machine_and_exits_zero() {
     assert!(
         console
             .iter()
-            .any(|l| l.starts_with("module 0: ext2, block size 4096") && l.ends_with("label \"coco-ramdisk\"")),
+            .any(|l| l.starts_with("module 0: ext2, block size 4096")
+                && l.ends_with("label \"coco-ramdisk\"")),
         "{console:?}"
     );
     // ACPI as the VMM wrote it: one CPU, one IOAPIC, both tables.
-    assert!(console.iter().any(|l| l.starts_with("acpi: rsdp 0xe0000 rev 2, XSDT, tables: FACP APIC")));
-    assert!(console.contains(&"acpi: 1 cpu(s), 1 ioapic(s)".to_string()), "{console:?}");
+    assert!(
+        console
+            .iter()
+            .any(|l| l.starts_with("acpi: rsdp 0xe0000 rev 2, XSDT, tables: FACP APIC"))
+    );
+    assert!(
+        console.contains(&"acpi: 1 cpu(s), 1 ioapic(s)".to_string()),
+        "{console:?}"
+    );
     assert_eq!(console.last().map(String::as_str), Some("kernel ready"));
 
     // Milestones: kernel entry then kernel ready, in order, then exit.
@@ -98,7 +129,9 @@ fn guest_kernel_boots_reports_its_machine_and_exits_zero() {
 #[test]
 fn smp_guest_sees_every_vcpu_in_its_madt() {
     for vcpus in ["2", "4"] {
-        let r = run(&["boot", "--name", "smp", "--kernel", KERNEL, "--vcpus", vcpus]);
+        let r = run(&[
+            "boot", "--name", "smp", "--kernel", KERNEL, "--vcpus", vcpus,
+        ]);
         r.assert_no_panic();
         assert_eq!(r.status, Some(0), "{}\n{}", r.stdout, r.stderr);
         let console = r.console("smp");
@@ -112,7 +145,9 @@ fn smp_guest_sees_every_vcpu_in_its_madt() {
 
 #[test]
 fn memory_above_three_gib_is_split_around_the_mmio_hole() {
-    let r = run(&["boot", "--name", "big", "--kernel", KERNEL, "--memory", "4096"]);
+    let r = run(&[
+        "boot", "--name", "big", "--kernel", KERNEL, "--memory", "4096",
+    ]);
     r.assert_no_panic();
     assert_eq!(r.status, Some(0), "{}\n{}", r.stdout, r.stderr);
     let console = r.console("big");
@@ -121,7 +156,10 @@ fn memory_above_three_gib_is_split_around_the_mmio_hole() {
         "memmap: [0x0000000000100000-0x00000000c0000000) ram",
         "memmap: [0x0000000100000000-0x0000000140000000) ram",
     ] {
-        assert!(console.iter().any(|l| l == line), "missing {line:?} in {console:?}");
+        assert!(
+            console.iter().any(|l| l == line),
+            "missing {line:?} in {console:?}"
+        );
     }
 }
 
@@ -130,7 +168,13 @@ fn console_log_file_gets_exactly_what_the_guest_wrote() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("logs/g.console");
     let r = run(&[
-        "boot", "--name", "g", "--kernel", KERNEL, "--console-log", log.to_str().unwrap(),
+        "boot",
+        "--name",
+        "g",
+        "--kernel",
+        KERNEL,
+        "--console-log",
+        log.to_str().unwrap(),
     ]);
     assert_eq!(r.status, Some(0), "{}", r.stderr);
     let logged = std::fs::read_to_string(&log).unwrap();
@@ -143,8 +187,78 @@ fn console_log_file_gets_exactly_what_the_guest_wrote() {
 fn human_timings_table_lists_milestones() {
     let r = run(&["boot", "--kernel", KERNEL, "--timings"]);
     assert_eq!(r.status, Some(0), "{}", r.stderr);
-    assert!(r.stderr.contains("milestone 1 (kernel-entry)"), "{}", r.stderr);
-    assert!(r.stderr.contains("milestone 2 (kernel-ready)"), "{}", r.stderr);
-    assert!(r.stderr.contains("guest exited with status 0"), "{}", r.stderr);
-    assert!(r.stderr.contains("VMM RSS outside guest memory"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("milestone 1 (kernel-entry)"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("milestone 2 (kernel-ready)"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("guest exited with status 0"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("VMM RSS outside guest memory"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn kernel_panic_is_reported_with_its_status() {
+    let r = run(&[
+        "boot",
+        "--name",
+        "p",
+        "--kernel",
+        KERNEL,
+        "--cmdline",
+        "coco.selftest=panic",
+    ]);
+    r.assert_no_panic();
+    assert_eq!(
+        r.status,
+        Some(i32::from(coconut_abi::exit::KERNEL_PANIC)),
+        "{}",
+        r.stderr
+    );
+    let console = r.console("p");
+    assert!(
+        console
+            .iter()
+            .any(|l| l.starts_with("panic: selftest: deliberate kernel panic")),
+        "{console:?}"
+    );
+}
+
+#[test]
+fn kernel_page_fault_is_reported_with_its_address() {
+    let r = run(&[
+        "boot",
+        "--name",
+        "pf",
+        "--kernel",
+        KERNEL,
+        "--cmdline",
+        "coco.selftest=page-fault",
+    ]);
+    r.assert_no_panic();
+    assert_eq!(
+        r.status,
+        Some(i32::from(coconut_abi::exit::KERNEL_PANIC)),
+        "{}",
+        r.stderr
+    );
+    let console = r.console("pf");
+    assert!(
+        console
+            .iter()
+            .any(|l| l.starts_with("panic: exception 14 (page fault)") && l.ends_with("cr2=0x1000")),
+        "{console:?}"
+    );
 }

@@ -16,10 +16,20 @@ fn help_lists_every_command_and_boot_option() {
     }
     let r = run(&["boot", "--help"]);
     for opt in [
-        "--kernel", "--initrd", "--cmdline", "--memory", "--vcpus", "--timings", "--name",
+        "--kernel",
+        "--initrd",
+        "--cmdline",
+        "--memory",
+        "--vcpus",
+        "--timings",
+        "--name",
         "--console-log",
     ] {
-        assert!(r.stdout.contains(opt), "boot --help lacks {opt}:\n{}", r.stdout);
+        assert!(
+            r.stdout.contains(opt),
+            "boot --help lacks {opt}:\n{}",
+            r.stdout
+        );
     }
 }
 
@@ -31,9 +41,17 @@ fn check_reports_kvm_flavour_and_gpu_inventory() {
     assert!(r.stdout.starts_with("kvm: "), "{}", r.stdout);
     if std::path::Path::new("/sys/module/kvm_pvm").exists() {
         assert!(r.stdout.contains("kvm-pvm"), "{}", r.stdout);
-        assert!(r.stdout.contains("syscall gate for guest-kernel: trap"), "{}", r.stdout);
+        assert!(
+            r.stdout.contains("syscall gate for guest-kernel: trap"),
+            "{}",
+            r.stdout
+        );
     }
-    assert!(r.stdout.contains("kvm capabilities: irqchip"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("kvm capabilities: irqchip"),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("vfio:"), "{}", r.stdout);
     assert!(r.stdout.contains("iommu:"), "{}", r.stdout);
 
@@ -61,8 +79,15 @@ fn embedded_demo_hive_boots_its_worker_and_exits_zero() {
     r.assert_no_panic();
     assert_eq!(r.status, Some(0), "{}\n{}", r.stdout, r.stderr);
     let console = r.console("worker-1");
-    assert!(console.iter().any(|l| l.contains("booting (PVH)")), "{}", r.stdout);
-    assert!(console.contains(&"acpi: 2 cpu(s), 1 ioapic(s)".to_string()), "{console:?}");
+    assert!(
+        console.iter().any(|l| l.contains("booting (PVH)")),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        console.contains(&"acpi: 2 cpu(s), 1 ioapic(s)".to_string()),
+        "{console:?}"
+    );
     assert_eq!(console.last().map(String::as_str), Some("kernel ready"));
     let log = state.path().join("coco/demo/logs/worker-1.console");
     let logged = std::fs::read_to_string(&log).unwrap();
@@ -87,8 +112,14 @@ fn a_hive_runs_every_autostart_guest_and_reports_the_first_failure() {
     let r = run(&["run", "--config", &cfg]);
     r.assert_no_panic();
     assert_eq!(r.status, Some(0), "{}\n{}", r.stdout, r.stderr);
-    assert_eq!(r.console("a").last().map(String::as_str), Some("kernel ready"));
-    assert_eq!(r.console("b").last().map(String::as_str), Some("kernel ready"));
+    assert_eq!(
+        r.console("a").last().map(String::as_str),
+        Some("kernel ready")
+    );
+    assert_eq!(
+        r.console("b").last().map(String::as_str),
+        Some("kernel ready")
+    );
     assert!(r.console("c").is_empty(), "autostart = false must not boot");
     assert!(dir.path().join("state/logs/a.console").exists());
     assert!(dir.path().join("state/logs/b.console").exists());
@@ -100,8 +131,15 @@ fn sigterm_stops_a_running_guest_cleanly() {
     // the signal can end it.
     let mut child = coco_vmm()
         .args([
-            "boot", "--name", "idle", "--kernel", "builtin:guest-kernel", "--cmdline",
-            "coco.after=halt", "--timings", "json",
+            "boot",
+            "--name",
+            "idle",
+            "--kernel",
+            "builtin:guest-kernel",
+            "--cmdline",
+            "coco.after=halt",
+            "--timings",
+            "json",
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -8,7 +8,13 @@ use common::{run, write};
 
 fn assert_clean_failure(r: &common::Run, expected: &str) {
     r.assert_no_panic();
-    assert_eq!(r.status, Some(1), "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.status,
+        Some(1),
+        "stdout:\n{}\nstderr:\n{}",
+        r.stdout,
+        r.stderr
+    );
     assert!(
         r.stderr.contains(expected),
         "stderr should contain {expected:?}:\n{}",
@@ -74,7 +80,10 @@ fn too_little_memory() {
 fn ramdisk_that_does_not_fit_in_memory() {
     let dir = tempfile::tempdir().unwrap();
     let big = dir.path().join("big.img");
-    std::fs::File::create(&big).unwrap().set_len(8 << 20).unwrap();
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(8 << 20)
+        .unwrap();
     let r = run(&[
         "boot",
         "--kernel",
@@ -96,7 +105,13 @@ fn zero_vcpus() {
 #[test]
 fn command_line_too_long() {
     let long = "x".repeat(5000);
-    let r = run(&["boot", "--kernel", "builtin:guest-kernel", "--cmdline", &long]);
+    let r = run(&[
+        "boot",
+        "--kernel",
+        "builtin:guest-kernel",
+        "--cmdline",
+        &long,
+    ]);
     assert_clean_failure(&r, "command line must be shorter");
 }
 
@@ -109,8 +124,15 @@ fn malformed_hive_toml_names_file_line_and_key() {
         b"[hive]\nname = \"t\"\n\n[[guest]]\nname = \"w1\"\nkind = \"coconut\"\nkernel = \"builtin:guest-kernel\"\nvcpus = 0\nbogus = 1\n",
     );
     let r = run(&["run", "--config", &cfg]);
-    assert_clean_failure(&r, "hive.toml:8:9: guest[0].vcpus: must be between 1 and 254, got 0");
-    assert!(r.stderr.contains("hive.toml:9:1: unknown key `bogus`"), "{}", r.stderr);
+    assert_clean_failure(
+        &r,
+        "hive.toml:8:9: guest[0].vcpus: must be between 1 and 254, got 0",
+    );
+    assert!(
+        r.stderr.contains("hive.toml:9:1: unknown key `bogus`"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -143,7 +165,11 @@ fn hive_toml_with_a_missing_kernel_file() {
 #[test]
 fn binary_garbage_as_hive_toml() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write(dir.path(), "hive.toml", &[0xff, 0xfe, 0x00, 0x80, 0x7f, 0x01]);
+    let cfg = write(
+        dir.path(),
+        "hive.toml",
+        &[0xff, 0xfe, 0x00, 0x80, 0x7f, 0x01],
+    );
     let r = run(&["run", "--config", &cfg]);
     r.assert_no_panic();
     assert_eq!(r.status, Some(1), "{}", r.stderr);

@@ -62,6 +62,51 @@ pub mod cmdline {
     pub const SYSCALL_GATE: &str = "coco.gate";
     /// `coco.guest=<name>`: the guest's name in the hive (informational).
     pub const GUEST_NAME: &str = "coco.guest";
+    /// `coco.after=exit|halt`: what the kernel does once it is ready (see [`crate::After`]).
+    pub const AFTER: &str = "coco.after";
+    /// `coco.selftest=panic|page-fault`: deliberately fail after boot, to
+    /// test the kernel's and the VMM's failure paths (see [`crate::Selftest`]).
+    pub const SELFTEST: &str = "coco.selftest";
+}
+
+/// What the kernel does once it is ready (`coco.after=`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum After {
+    /// Report success on the debug-exit port (the default).
+    Exit,
+    /// Idle with `hlt` until the VMM stops the machine.
+    Halt,
+}
+
+impl After {
+    /// Parses the command-line spelling; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "exit" => Some(After::Exit),
+            "halt" => Some(After::Halt),
+            _ => None,
+        }
+    }
+}
+
+/// A deliberate failure after boot (`coco.selftest=`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Selftest {
+    /// A Rust panic in the kernel.
+    Panic,
+    /// A read of an unmapped address in ring 0.
+    PageFault,
+}
+
+impl Selftest {
+    /// Parses the command-line spelling; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "panic" => Some(Selftest::Panic),
+            "page-fault" => Some(Selftest::PageFault),
+            _ => None,
+        }
+    }
 }
 
 /// How ring-3 code enters the kernel.
@@ -100,10 +145,10 @@ impl SyscallGate {
 pub fn cmdline_value<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
     cmdline
         .split_ascii_whitespace()
+        .rev()
         .filter_map(|word| word.split_once('='))
-        .filter(|(k, _)| *k == key)
+        .find(|(k, _)| *k == key)
         .map(|(_, v)| v)
-        .last()
 }
 
 #[cfg(test)]
@@ -124,6 +169,16 @@ mod tests {
         assert_eq!(cmdline_value(line, "coco.gate"), Some("trap"));
         assert_eq!(cmdline_value(line, "quiet"), None);
         assert_eq!(cmdline_value(line, "missing"), None);
+    }
+
+    #[test]
+    fn after_and_selftest_parse() {
+        assert_eq!(After::parse("halt"), Some(After::Halt));
+        assert_eq!(After::parse("exit"), Some(After::Exit));
+        assert_eq!(After::parse("sleep"), None);
+        assert_eq!(Selftest::parse("page-fault"), Some(Selftest::PageFault));
+        assert_eq!(Selftest::parse("panic"), Some(Selftest::Panic));
+        assert_eq!(Selftest::parse("oops"), None);
     }
 
     #[test]

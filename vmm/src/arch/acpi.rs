@@ -192,7 +192,7 @@ mod tests {
     }
 
     /// Returns the table at guest address `addr`, checking its checksum.
-    fn table_at<'a>(blob: &'a [u8], addr: u64) -> &'a [u8] {
+    fn table_at(blob: &[u8], addr: u64) -> &[u8] {
         let off = (addr - ACPI_START) as usize;
         let len = u32_at(blob, off + 4) as usize;
         let t = &blob[off..off + len];
@@ -231,7 +231,10 @@ mod tests {
             .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
             .collect();
         assert_eq!(from_rsdt, from_xsdt);
-        let sigs: Vec<&[u8]> = from_xsdt.iter().map(|a| &table_at(&blob, *a)[0..4]).collect();
+        let sigs: Vec<&[u8]> = from_xsdt
+            .iter()
+            .map(|a| &table_at(&blob, *a)[0..4])
+            .collect();
         assert_eq!(sigs, vec![&b"FACP"[..], &b"APIC"[..]]);
         // The FADT points at a valid DSDT through both fields.
         let fadt = table_at(&blob, from_xsdt[0]);

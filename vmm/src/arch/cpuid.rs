@@ -186,7 +186,10 @@ mod tests {
     }
 
     fn find(entries: &[kvm_cpuid_entry2], f: u32, i: u32) -> Option<kvm_cpuid_entry2> {
-        entries.iter().find(|e| e.function == f && e.index == i).copied()
+        entries
+            .iter()
+            .find(|e| e.function == f && e.index == i)
+            .copied()
     }
 
     #[test]
@@ -197,12 +200,22 @@ mod tests {
         assert_eq!((l1.ebx >> 16) & 0xff, 4);
         assert_eq!(l1.ebx & 0xffff, 0x0800, "CLFLUSH size and brand index kept");
         assert_ne!(l1.ecx & bit::HYPERVISOR, 0);
-        for b in [bit::VMX, bit::MONITOR, bit::PDCM, bit::SMX, bit::EST, bit::TM2] {
+        for b in [
+            bit::VMX,
+            bit::MONITOR,
+            bit::PDCM,
+            bit::SMX,
+            bit::EST,
+            bit::TM2,
+        ] {
             assert_eq!(l1.ecx & b, 0, "ecx bit {b:#x} must be cleared");
         }
         assert_ne!(l1.ecx & bit::TSC_DEADLINE, 0);
         assert_ne!(l1.edx & bit::HTT, 0);
-        assert_eq!(l1.edx & (bit::TM | bit::PBE | bit::ACPI_THERMAL | bit::DS), 0);
+        assert_eq!(
+            l1.edx & (bit::TM | bit::PBE | bit::ACPI_THERMAL | bit::DS),
+            0
+        );
     }
 
     #[test]
@@ -257,9 +270,6 @@ mod tests {
 
     #[test]
     fn id_bits_rounds_up() {
-        assert_eq!(
-            [1, 2, 3, 4, 5, 255].map(id_bits),
-            [0, 1, 2, 2, 3, 8]
-        );
+        assert_eq!([1, 2, 3, 4, 5, 255].map(id_bits), [0, 1, 2, 2, 3, 8]);
     }
 }

@@ -64,6 +64,17 @@ pub const MIN_MEMORY: u64 = 2 * MIB;
 /// The largest guest memory the VMM accepts (matches hive.toml's limit).
 pub const MAX_MEMORY: u64 = 256 * GIB;
 
+// The boot structures must not overlap each other or the EBDA: checked at
+// compile time, so a layout change that breaks this does not build.
+const _: () = {
+    assert!(BOOT_GDT + 4 * 8 <= BOOT_IDT);
+    assert!(BOOT_IDT + 8 <= PVH_START_INFO);
+    assert!(PVH_MODLIST >= PVH_START_INFO + 56);
+    assert!(PVH_MODLIST + 32 * MAX_MODULES as u64 <= MEMMAP);
+    assert!(MEMMAP + 24 * MAX_MEMMAP_ENTRIES as u64 <= CMDLINE);
+    assert!(CMDLINE + CMDLINE_MAX as u64 <= EBDA_START);
+};
+
 /// Memory types of the guest memory map (E820 numbering, which PVH reuses).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
@@ -132,7 +143,7 @@ impl MemoryLayout {
                 max: MAX_MEMORY,
             });
         }
-        if size % (4 * KIB) != 0 {
+        if !size.is_multiple_of(4 * KIB) {
             return Err(LayoutError::Unaligned(size));
         }
         Ok(MemoryLayout { size })
@@ -212,7 +223,10 @@ mod tests {
     #[test]
     fn small_guest_is_one_low_region() {
         let layout = MemoryLayout::new(64 * MIB).unwrap();
-        assert_eq!(layout.ram_regions(), vec![(GuestAddress(0), (64 * MIB) as usize)]);
+        assert_eq!(
+            layout.ram_regions(),
+            vec![(GuestAddress(0), (64 * MIB) as usize)]
+        );
         assert_eq!(layout.ram_end(), 64 * MIB);
         let map = layout.memory_map();
         assert_eq!(map.len(), 4);
@@ -232,7 +246,10 @@ mod tests {
         assert_eq!(layout.ram_end(), 6 * GIB);
         let map = layout.memory_map();
         let last = map.last().unwrap();
-        assert_eq!((last.start, last.len, last.kind), (4 * GIB, 2 * GIB, RegionKind::Ram));
+        assert_eq!(
+            (last.start, last.len, last.kind),
+            (4 * GIB, 2 * GIB, RegionKind::Ram)
+        );
         // Nothing in the memory map may overlap the MMIO hole.
         for e in &map {
             assert!(e.start + e.len <= MMIO_HOLE_START || e.start >= MMIO_HOLE_END);
@@ -261,15 +278,6 @@ mod tests {
             // All RAM except the first-MiB holes is reported usable.
             assert_eq!(ram, size - (HIMEM_START - EBDA_START));
         }
-    }
-
-    #[test]
-    fn boot_structures_fit_below_the_ebda() {
-        assert!(PVH_MODLIST >= PVH_START_INFO + 56);
-        assert!(PVH_MODLIST + 32 * MAX_MODULES as u64 <= MEMMAP);
-        assert!(MEMMAP + 24 * MAX_MEMMAP_ENTRIES as u64 <= CMDLINE);
-        assert!(CMDLINE + CMDLINE_MAX as u64 <= EBDA_START);
-        assert!(BOOT_IDT + 8 <= PVH_START_INFO);
     }
 
     #[test]

@@ -137,11 +137,17 @@ mod tests {
         assert_eq!(sregs.efer, 0);
         // CS: 32-bit execute/read, flat 4 GiB.
         assert_eq!((sregs.cs.base, sregs.cs.limit), (0, 0xffff_ffff));
-        assert_eq!((sregs.cs.db, sregs.cs.l, sregs.cs.type_, sregs.cs.s), (1, 0, 0xb, 1));
+        assert_eq!(
+            (sregs.cs.db, sregs.cs.l, sregs.cs.type_, sregs.cs.s),
+            (1, 0, 0xb, 1)
+        );
         assert_eq!(sregs.cs.selector, CODE32_SELECTOR);
         // DS/ES/SS: 32-bit read/write, flat.
         for seg in [sregs.ds, sregs.es, sregs.ss] {
-            assert_eq!((seg.base, seg.limit, seg.type_, seg.db), (0, 0xffff_ffff, 0x3, 1));
+            assert_eq!(
+                (seg.base, seg.limit, seg.type_, seg.db),
+                (0, 0xffff_ffff, 0x3, 1)
+            );
         }
         // TR: 32-bit busy TSS.
         assert_eq!((sregs.tr.type_, sregs.tr.s, sregs.tr.limit), (0xb, 0, 0x67));

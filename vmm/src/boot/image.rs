@@ -52,7 +52,10 @@ pub enum ImageError {
 
 /// Names of the built-in images.
 pub fn builtin_names() -> Vec<&'static str> {
-    coco_images::BUILTINS.iter().map(|(name, _)| *name).collect()
+    coco_images::BUILTINS
+        .iter()
+        .map(|(name, _)| *name)
+        .collect()
 }
 
 fn open_path(path: &Path) -> Result<File, ImageError> {
@@ -130,9 +133,15 @@ mod tests {
     #[test]
     fn bad_images_are_clear_errors() {
         let err = open(&ImageSource::Builtin("nope".into())).unwrap_err();
-        assert!(err.to_string().contains("no built-in image named \"nope\""), "{err}");
+        assert!(
+            err.to_string().contains("no built-in image named \"nope\""),
+            "{err}"
+        );
         let err = open(&ImageSource::Path("/nonexistent/k.elf".into())).unwrap_err();
-        assert!(err.to_string().contains("cannot open /nonexistent/k.elf"), "{err}");
+        assert!(
+            err.to_string().contains("cannot open /nonexistent/k.elf"),
+            "{err}"
+        );
         let dir = tempfile::tempdir().unwrap();
         let err = open(&ImageSource::Path(dir.path().into())).unwrap_err();
         assert!(matches!(err, ImageError::NotAFile(_)), "{err}");

@@ -169,7 +169,11 @@ pub fn start_info(
     memmap: &[MapEntry],
     modules: &[PlacedModule],
     rsdp: u64,
-) -> (hvm_start_info, Vec<hvm_memmap_table_entry>, Vec<hvm_modlist_entry>) {
+) -> (
+    hvm_start_info,
+    Vec<hvm_memmap_table_entry>,
+    Vec<hvm_modlist_entry>,
+) {
     let info = hvm_start_info {
         magic: START_INFO_MAGIC,
         version: START_INFO_VERSION,
@@ -310,13 +314,17 @@ mod tests {
         assert_eq!(placed[0].addr % PAGE, 0);
         assert!(placed[0].addr + 5000 <= 8 * MIB);
         let mut b = [0u8; 1];
-        mem.read_slice(&mut b, GuestAddress(placed[0].addr + 4999)).unwrap();
+        mem.read_slice(&mut b, GuestAddress(placed[0].addr + 4999))
+            .unwrap();
         assert_eq!(b, [7]);
 
-        let mut big = tempfile::tempfile().unwrap();
+        let big = tempfile::tempfile().unwrap();
         big.set_len(7 * MIB).unwrap();
         let err = place_modules(&mem, &layout, 2 * MIB, &mut [big]).unwrap_err();
-        assert!(matches!(err, PvhError::ModuleTooBig { index: 0, .. }), "{err}");
+        assert!(
+            matches!(err, PvhError::ModuleTooBig { index: 0, .. }),
+            "{err}"
+        );
     }
 
     #[test]

@@ -55,17 +55,17 @@ impl BusDevice for BootTimer {
             id: le_value(data) as u32,
             at: self.origin.elapsed(),
         };
-        if let Ok(mut log) = self.log.lock() {
-            if log.len() < MAX_MILESTONES {
-                log.push(milestone);
-                info!(
-                    guest = %self.guest,
-                    "milestone {} ({}) at {:.3} ms",
-                    milestone.id,
-                    coconut_abi::milestone::name(milestone.id),
-                    milestone.at.as_secs_f64() * 1e3
-                );
-            }
+        if let Ok(mut log) = self.log.lock()
+            && log.len() < MAX_MILESTONES
+        {
+            log.push(milestone);
+            info!(
+                guest = %self.guest,
+                "milestone {} ({}) at {:.3} ms",
+                milestone.id,
+                coconut_abi::milestone::name(milestone.id),
+                milestone.at.as_secs_f64() * 1e3
+            );
         }
     }
 }

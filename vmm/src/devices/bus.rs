@@ -95,12 +95,14 @@ impl Bus {
         if len == 0 {
             return Err(BusError::Empty { kind, base });
         }
-        let end = base.checked_add(len).ok_or(BusError::Overlap { kind, base, len })?;
+        let end = base
+            .checked_add(len)
+            .ok_or(BusError::Overlap { kind, base, len })?;
         let before = self.ranges.range(..end).next_back();
-        if let Some((b, e)) = before {
-            if b + e.len > base {
-                return Err(BusError::Overlap { kind, base, len });
-            }
+        if let Some((b, e)) = before
+            && b + e.len > base
+        {
+            return Err(BusError::Overlap { kind, base, len });
         }
         self.ranges.insert(base, Entry { len, name, device });
         Ok(())

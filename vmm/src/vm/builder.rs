@@ -19,9 +19,7 @@ use vmm_sys_util::eventfd::EventFd;
 
 use crate::arch::acpi::{self, AcpiError, AcpiTables};
 use crate::arch::cpuid::{self, CpuidPolicy};
-use crate::arch::layout::{
-    BOOT_GDT, KVM_IDENTITY_MAP, KVM_TSS, LayoutError, MIB, MemoryLayout,
-};
+use crate::arch::layout::{BOOT_GDT, KVM_IDENTITY_MAP, KVM_TSS, LayoutError, MIB, MemoryLayout};
 use crate::arch::{msr, regs};
 use crate::boot::image::{self, ImageError};
 use crate::boot::pvh::{self, PvhError};
@@ -177,10 +175,7 @@ fn register_memory(vm_fd: &VmFd, memory: &GuestMemoryMmap) -> Result<(), BuildEr
     Ok(())
 }
 
-fn write_platform_tables(
-    memory: &GuestMemoryMmap,
-    vcpus: u8,
-) -> Result<AcpiTables, BuildError> {
+fn write_platform_tables(memory: &GuestMemoryMmap, vcpus: u8) -> Result<AcpiTables, BuildError> {
     let tables = acpi::build(vcpus)?;
     memory
         .write_slice(&tables.bytes, GuestAddress(AcpiTables::base()))
@@ -252,9 +247,18 @@ fn create_devices(
         u64::from(ports::BOOT_TIMER),
         4,
         "boot-timer",
-        Arc::new(Mutex::new(BootTimer::new(origin, &spec.name, milestones.clone()))),
+        Arc::new(Mutex::new(BootTimer::new(
+            origin,
+            &spec.name,
+            milestones.clone(),
+        ))),
     )?;
-    pio.insert(0x60, 5, "i8042", Arc::new(Mutex::new(I8042::new(control.clone()))))?;
+    pio.insert(
+        0x60,
+        5,
+        "i8042",
+        Arc::new(Mutex::new(I8042::new(control.clone()))),
+    )?;
     let ignored = Arc::new(Mutex::new(Ignored));
     pio.insert(u64::from(ports::POST), 1, "post", ignored.clone())?;
     pio.insert(u64::from(ports::EARLY_PRINT), 1, "early-print", ignored)?;
@@ -285,7 +289,8 @@ fn configure_lapic_lint(vcpu: &VcpuFd) -> Result<(), BuildError> {
             lapic.regs[offset + i] = *b as _;
         }
     }
-    vcpu.set_lapic(&lapic).map_err(kvm_step("writing the LAPIC"))
+    vcpu.set_lapic(&lapic)
+        .map_err(kvm_step("writing the LAPIC"))
 }
 
 fn create_vcpus(
@@ -322,7 +327,8 @@ fn create_vcpus(
         );
         let cpuid = CpuId::from_entries(&entries)
             .map_err(|_| BuildError::Memory("CPUID table too large".into()))?;
-        vcpu.set_cpuid2(&cpuid).map_err(kvm_step("KVM_SET_CPUID2"))?;
+        vcpu.set_cpuid2(&cpuid)
+            .map_err(kvm_step("KVM_SET_CPUID2"))?;
 
         let entries: Vec<kvm_msr_entry> = boot_msrs
             .iter()
@@ -339,7 +345,8 @@ fn create_vcpus(
             return Err(BuildError::Msr(entries[written].index));
         }
         configure_lapic_lint(&vcpu)?;
-        vcpu.set_fpu(&regs::reset_fpu()).map_err(kvm_step("KVM_SET_FPU"))?;
+        vcpu.set_fpu(&regs::reset_fpu())
+            .map_err(kvm_step("KVM_SET_FPU"))?;
         if id == 0 {
             // Only the bootstrap processor starts at the entry point; the
             // others wait for INIT/SIPI from the guest in the in-kernel LAPIC.
@@ -476,9 +483,15 @@ mod tests {
     fn bad_vcpu_counts_fail_before_touching_kvm() {
         let mut s = spec("");
         s.vcpus = 0;
-        assert!(matches!(build_vm(&s, Instant::now()), Err(BuildError::Vcpus(0))));
+        assert!(matches!(
+            build_vm(&s, Instant::now()),
+            Err(BuildError::Vcpus(0))
+        ));
         s.vcpus = 255;
-        assert!(matches!(build_vm(&s, Instant::now()), Err(BuildError::Vcpus(255))));
+        assert!(matches!(
+            build_vm(&s, Instant::now()),
+            Err(BuildError::Vcpus(255))
+        ));
     }
 
     #[test]
@@ -486,6 +499,9 @@ mod tests {
         let mut s = spec("");
         s.memory_mib = 1;
         let err = build_vm(&s, Instant::now()).unwrap_err();
-        assert!(matches!(err, BuildError::Layout(LayoutError::TooSmall { .. })), "{err}");
+        assert!(
+            matches!(err, BuildError::Layout(LayoutError::TooSmall { .. })),
+            "{err}"
+        );
     }
 }

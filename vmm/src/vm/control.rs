@@ -91,10 +91,10 @@ impl VmControl {
 
     /// Asks the VM to stop for `outcome`; the first reason wins.
     pub fn request_stop(&self, outcome: Outcome) {
-        if let Ok(mut slot) = self.outcome.lock() {
-            if slot.is_none() {
-                *slot = Some(outcome);
-            }
+        if let Ok(mut slot) = self.outcome.lock()
+            && slot.is_none()
+        {
+            *slot = Some(outcome);
         }
         self.stopping.store(true, Ordering::SeqCst);
         // A full eventfd counter still leaves it readable; nothing to handle.

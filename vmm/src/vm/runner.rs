@@ -162,14 +162,12 @@ fn rss_split(guest: &[(u64, u64)]) -> Option<(u64, u64)> {
             } else {
                 outside += kib;
             }
-        } else if let Some((range, _)) = line.split_once(' ') {
-            if let Some((start, end)) = range.split_once('-') {
-                if let (Ok(start), Ok(end)) =
-                    (u64::from_str_radix(start, 16), u64::from_str_radix(end, 16))
-                {
-                    current_in_guest = guest.iter().any(|(g, len)| start >= *g && end <= g + len);
-                }
-            }
+        } else if let Some((range, _)) = line.split_once(' ')
+            && let Some((start, end)) = range.split_once('-')
+            && let (Ok(start), Ok(end)) =
+                (u64::from_str_radix(start, 16), u64::from_str_radix(end, 16))
+        {
+            current_in_guest = guest.iter().any(|(g, len)| start >= *g && end <= g + len);
         }
     }
     Some((inside, outside))
@@ -240,10 +238,10 @@ impl Vm {
         let exit_at = origin.elapsed();
         stop_vcpus(threads);
 
-        if let Ok(mut serial) = serial.lock() {
-            if let Err(e) = serial.console_mut().finish() {
-                warn!("flushing the console log: {e}");
-            }
+        if let Ok(mut serial) = serial.lock()
+            && let Err(e) = serial.console_mut().finish()
+        {
+            warn!("flushing the console log: {e}");
         }
         let guest_ranges: Vec<(u64, u64)> = memory
             .iter()
