@@ -4,7 +4,7 @@
 //! The loader finds the entry through the Xen ELF note below
 //! (XEN_ELFNOTE_PHYS32_ENTRY) and jumps there with paging off, flat 32-bit
 //! segments, interrupts off and EBX = physical address of `hvm_start_info`.
-//! The stub (section `.boot.text`, linked at its physical address):
+//! The stub (section `.boot32`, linked at its physical address):
 //!
 //! 1. reports milestone KERNEL_ENTRY on the boot-timer port (first thing);
 //! 2. loads the GDT (gdt.rs) through its physical address;
@@ -17,8 +17,9 @@
 //!
 //! About 40 instructions end to end (22 in the 32-bit stub), no loops apart
 //! from the `.bss` clear (`rep stosq` over ~650 bytes). EBX is preserved
-//! throughout. The 32-bit stub is not in `.text`, so `insn-census.py` does
-//! not see it; it uses only mov, or, out, lgdt, rdmsr/wrmsr, push and lret.
+//! throughout. The stub uses only mov, or, out, lgdt, rdmsr/wrmsr, push and
+//! lret; the instruction census (images/tests/insn_census.rs) decodes
+//! `.boot32` as 32-bit code and everything else as 64-bit.
 
 use core::arch::global_asm;
 
