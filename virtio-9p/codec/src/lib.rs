@@ -1,0 +1,2 @@
+//! Secure9P codec (being written).
+#![no_std]

@@ -1,0 +1,1 @@
+//! NineDoor (being written).
