@@ -82,6 +82,8 @@ fn build_kernel(root: &Path, out: &Path) -> PathBuf {
 fn build_ramdisk(manifest_dir: &Path, out: &Path) -> PathBuf {
     let rootfs = manifest_dir.join("rootfs");
     rerun_if_changed(&rootfs);
+    // coco-mkext2 stamps SOURCE_DATE_EPOCH into the image when it is set.
+    println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
     let dest = out.join("ramdisk.ext2");
     let options = coco_mkext2::Options {
         label: "coco-ramdisk".into(),
