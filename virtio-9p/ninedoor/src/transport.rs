@@ -1,0 +1,450 @@
+//! Host transports: 9P frames over byte streams — a Unix socket (mode 0600,
+//! in the hive's state directory) and loopback TCP.
+//!
+//! Each accepted connection gets its own thread and its own handler, so one
+//! client can never stall or crash another. The stream is cut into frames
+//! with `secure9p::frame_size`, which checks the declared size against the
+//! connection's current msize *before* anything is allocated; a frame that
+//! fails that check closes that connection only, with an audit line. Replies
+//! go through a [`ReplySink`] shared with the handler's helper threads (a
+//! blocked `tail` answers later, from another thread), which writes each
+//! frame whole under a lock.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use secure9p::frame_size;
+use secure9p::limits::HEADER_LEN;
+
+/// Most connections a listener serves at once; more are refused (and audited).
+pub const MAX_CONNECTIONS: usize = 256;
+
+/// Who is on the other end of a connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Peer {
+    /// A local process on the Unix socket (credentials from `SO_PEERCRED`).
+    Unix {
+        /// Peer user id.
+        uid: u32,
+        /// Peer process id.
+        pid: i32,
+    },
+    /// A loopback TCP client.
+    Tcp(SocketAddr),
+    /// A guest, through its VM process's virtio-9p bridge.
+    Guest(String),
+    /// An in-process client (tests, benchmarks).
+    Local,
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Peer::Unix { uid, pid } => write!(f, "unix(uid={uid},pid={pid})"),
+            Peer::Tcp(addr) => write!(f, "tcp({addr})"),
+            Peer::Guest(name) => write!(f, "guest({name})"),
+            Peer::Local => write!(f, "local"),
+        }
+    }
+}
+
+/// Writes whole reply frames to a connection; cheap to clone.
+#[derive(Clone)]
+pub struct ReplySink {
+    out: Arc<Mutex<Box<dyn Write + Send>>>,
+    closed: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for ReplySink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplySink")
+            .field("closed", &self.closed.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl ReplySink {
+    /// A sink writing to `out`.
+    pub fn new(out: Box<dyn Write + Send>) -> ReplySink {
+        ReplySink {
+            out: Arc::new(Mutex::new(out)),
+            closed: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Sends one frame. After a write error or [`ReplySink::close`] every
+    /// send fails, so helper threads of a dead connection stop quietly.
+    pub fn send(&self, frame: &[u8]) -> io::Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        let mut out = self
+            .out
+            .lock()
+            .map_err(|_| io::Error::other("reply sink poisoned"))?;
+        let result = out.write_all(frame).and_then(|()| out.flush());
+        if result.is_err() {
+            self.closed.store(true, Ordering::Release);
+        }
+        result
+    }
+
+    /// Marks the connection closed.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+
+    /// Whether the connection is closed.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+/// One connection's protocol handler (a 9P session).
+pub trait ConnectionHandler: Send {
+    /// Largest frame accepted now (the negotiated msize, or the maximum
+    /// before `Tversion`).
+    fn max_frame(&self) -> u32;
+    /// Handles one whole frame; replies go to `sink` (now or later).
+    fn handle(&mut self, frame: &[u8], sink: &ReplySink);
+    /// The connection is gone; release everything.
+    fn closed(&mut self);
+}
+
+/// Makes a handler per connection and records transport-level events.
+pub trait HandlerFactory: Send + Sync + 'static {
+    /// The handler type.
+    type Handler: ConnectionHandler + 'static;
+    /// A handler for a new connection from `peer`.
+    fn connect(&self, peer: Peer) -> Self::Handler;
+    /// An audit line (bad frames, refused connections).
+    fn audit(&self, line: &str);
+}
+
+/// Why a stream stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// The peer closed it between frames.
+    Eof,
+    /// A frame was malformed (the text says how); the connection was closed.
+    BadFrame(String),
+    /// Reading failed (including a peer closing mid-frame).
+    Io(String),
+}
+
+/// Serves one byte stream until it ends: cuts frames, hands them to
+/// `handler`. The caller closes the socket afterwards.
+pub fn serve_stream(
+    mut input: impl Read,
+    sink: &ReplySink,
+    handler: &mut dyn ConnectionHandler,
+) -> StreamEnd {
+    let mut frame = Vec::new();
+    let end = loop {
+        let mut header = [0u8; 4];
+        match read_full(&mut input, &mut header) {
+            Ok(0) => break StreamEnd::Eof,
+            Ok(4) => {}
+            Ok(_) => break StreamEnd::Io("connection closed inside a frame header".into()),
+            Err(e) => break StreamEnd::Io(e.to_string()),
+        }
+        let size = match frame_size(&header, handler.max_frame()) {
+            Ok(Some(size)) => size,
+            Ok(None) => break StreamEnd::Io("short header".into()),
+            Err(e) => break StreamEnd::BadFrame(e.to_string()),
+        };
+        if size < HEADER_LEN {
+            break StreamEnd::BadFrame(format!("frame of {size} bytes"));
+        }
+        frame.clear();
+        frame.extend_from_slice(&header);
+        frame.resize(size, 0);
+        match read_full(&mut input, &mut frame[4..]) {
+            Ok(n) if n == size - 4 => {}
+            Ok(_) => break StreamEnd::Io("connection closed inside a frame".into()),
+            Err(e) => break StreamEnd::Io(e.to_string()),
+        }
+        handler.handle(&frame, sink);
+        if sink.is_closed() {
+            break StreamEnd::Io("reply stream closed".into());
+        }
+    };
+    sink.close();
+    handler.closed();
+    end
+}
+
+/// Reads until `buf` is full or EOF; returns the bytes read.
+fn read_full(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match input.read(&mut buf[done..]) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+fn peer_cred(stream: &UnixStream) -> Peer {
+    use std::os::fd::AsRawFd;
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: u32::MAX,
+        gid: u32::MAX,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` and `len` are valid for writes of the sizes given, and
+    // the fd is a live Unix socket owned by `stream`.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if rc == 0 {
+        Peer::Unix {
+            uid: cred.uid,
+            pid: cred.pid,
+        }
+    } else {
+        Peer::Unix {
+            uid: u32::MAX,
+            pid: -1,
+        }
+    }
+}
+
+/// A running listener; dropping it (or [`Listener::stop`]) stops accepting.
+#[derive(Debug)]
+pub struct Listener {
+    stop: Arc<AtomicBool>,
+    wake: Wake,
+    thread: Option<JoinHandle<()>>,
+    /// Where it listens.
+    pub address: ListenAddress,
+}
+
+/// A listener's address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ListenAddress {
+    /// A Unix socket path.
+    Unix(PathBuf),
+    /// A TCP address.
+    Tcp(SocketAddr),
+}
+
+#[derive(Debug, Clone)]
+enum Wake {
+    Unix(PathBuf),
+    Tcp(SocketAddr),
+}
+
+impl Listener {
+    /// Stops accepting new connections (existing ones run to their end).
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Unblock accept() by connecting to ourselves.
+        match &self.wake {
+            Wake::Unix(path) => drop(UnixStream::connect(path)),
+            Wake::Tcp(addr) => drop(TcpStream::connect(addr)),
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        if let Wake::Unix(path) = &self.wake {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            self.stop();
+        }
+    }
+}
+
+/// Errors starting a listener.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    /// The socket path is taken by something that is not a stale socket.
+    #[error("{0} exists and is not a socket; refusing to replace it")]
+    PathInUse(PathBuf),
+    /// TCP must stay on loopback.
+    #[error("{0} is not a loopback address; NineDoor only listens on loopback")]
+    NotLoopback(SocketAddr),
+    /// Binding failed.
+    #[error("cannot listen on {what}: {source}")]
+    Bind {
+        /// The address.
+        what: String,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+fn connection_thread<F: HandlerFactory>(
+    factory: &Arc<F>,
+    live: &Arc<AtomicUsize>,
+    peer: Peer,
+    read: Box<dyn Read + Send>,
+    write: Box<dyn Write + Send>,
+    shutdown: Box<dyn FnOnce() + Send>,
+) {
+    if live.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
+        live.fetch_sub(1, Ordering::SeqCst);
+        factory.audit(&format!(
+            "refused connection from {peer}: {MAX_CONNECTIONS} already open"
+        ));
+        shutdown();
+        return;
+    }
+    let thread_factory = factory.clone();
+    let thread_live = live.clone();
+    let spawned = std::thread::Builder::new()
+        .name("ninedoor-conn".into())
+        .spawn(move || {
+            let mut handler = thread_factory.connect(peer.clone());
+            let sink = ReplySink::new(write);
+            if let StreamEnd::BadFrame(why) = serve_stream(read, &sink, &mut handler) {
+                thread_factory.audit(&format!("closed connection from {peer}: bad frame: {why}"));
+            }
+            shutdown();
+            thread_live.fetch_sub(1, Ordering::SeqCst);
+        });
+    if let Err(e) = spawned {
+        // The closure, and with it the connection, is dropped: the peer sees EOF.
+        live.fetch_sub(1, Ordering::SeqCst);
+        factory.audit(&format!("cannot serve a connection: {e}"));
+    }
+}
+
+/// Listens on a Unix socket at `path` (mode 0600). A stale socket left by a
+/// previous run is replaced; any other file there is an error.
+pub fn listen_unix<F: HandlerFactory>(
+    path: &Path,
+    factory: Arc<F>,
+) -> Result<Listener, ListenError> {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(ListenError::PathInUse(path.to_path_buf()));
+        }
+        let _ = std::fs::remove_file(path);
+    }
+    let bind = |source| ListenError::Bind {
+        what: path.display().to_string(),
+        source,
+    };
+    let listener = UnixListener::bind(path).map_err(bind)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(bind)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let live = Arc::new(AtomicUsize::new(0));
+    let thread = {
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("ninedoor-unix".into())
+            .spawn(move || {
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    let peer = peer_cred(&stream);
+                    let (Ok(read), Ok(write), Ok(closer)) =
+                        (stream.try_clone(), stream.try_clone(), stream.try_clone())
+                    else {
+                        continue;
+                    };
+                    connection_thread(
+                        &factory,
+                        &live,
+                        peer,
+                        Box::new(read),
+                        Box::new(write),
+                        Box::new(move || {
+                            let _ = closer.shutdown(Shutdown::Both);
+                        }),
+                    );
+                }
+            })
+            .map_err(bind)?
+    };
+    Ok(Listener {
+        stop,
+        wake: Wake::Unix(path.to_path_buf()),
+        thread: Some(thread),
+        address: ListenAddress::Unix(path.to_path_buf()),
+    })
+}
+
+/// Listens on loopback TCP at `addr` (port 0 picks a free port; see
+/// [`Listener::address`]). Non-loopback addresses are refused.
+pub fn listen_tcp<F: HandlerFactory>(
+    addr: SocketAddr,
+    factory: Arc<F>,
+) -> Result<Listener, ListenError> {
+    if !addr.ip().is_loopback() {
+        return Err(ListenError::NotLoopback(addr));
+    }
+    let bind = |source| ListenError::Bind {
+        what: addr.to_string(),
+        source,
+    };
+    let listener = TcpListener::bind(addr).map_err(bind)?;
+    let local = listener.local_addr().map_err(bind)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let live = Arc::new(AtomicUsize::new(0));
+    let thread = {
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("ninedoor-tcp".into())
+            .spawn(move || {
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    let _ = stream.set_nodelay(true);
+                    let peer = match stream.peer_addr() {
+                        Ok(addr) => Peer::Tcp(addr),
+                        Err(_) => continue,
+                    };
+                    let (Ok(read), Ok(write), Ok(closer)) =
+                        (stream.try_clone(), stream.try_clone(), stream.try_clone())
+                    else {
+                        continue;
+                    };
+                    connection_thread(
+                        &factory,
+                        &live,
+                        peer,
+                        Box::new(read),
+                        Box::new(write),
+                        Box::new(move || {
+                            let _ = closer.shutdown(Shutdown::Both);
+                        }),
+                    );
+                }
+            })
+            .map_err(bind)?
+    };
+    Ok(Listener {
+        stop,
+        wake: Wake::Tcp(local),
+        thread: Some(thread),
+        address: ListenAddress::Tcp(local),
+    })
+}
