@@ -56,26 +56,8 @@ pub enum Binding {
 /// A fid and what it points at.
 #[derive(Debug, Clone)]
 struct FidState {
-    /// The node, and the nodes above it (for `..`), root first.
-    path: Vec<NodeId>,
-    /// The names walked, for budgets and audit lines.
-    names: Vec<String>,
+    node: NodeId,
     open: Option<OpenState>,
-}
-
-impl FidState {
-    fn node(&self) -> NodeId {
-        // `path` always starts with the root and is never emptied.
-        *self.path.last().unwrap_or(&self.path[0])
-    }
-
-    fn path_text(&self) -> String {
-        if self.names.is_empty() {
-            "/".to_string()
-        } else {
-            format!("/{}", self.names.join("/"))
-        }
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -256,18 +238,21 @@ impl Session {
             Request::Getattr { fid, mask } => self.getattr(fid, mask),
             Request::Setattr { fid, attr } => self.setattr(fid, attr.valid),
             Request::Readdir { fid, offset, count } => self.readdir(fid, offset, count),
-            Request::Statfs { fid } => match self.fids.get(&fid) {
-                Some(_) => Outcome::Reply(Response::Statfs(StatFs {
-                    ty: V9FS_MAGIC,
-                    bsize: 4096,
-                    blocks: 0,
-                    bfree: 0,
-                    bavail: 0,
-                    files: 0,
-                    ffree: 0,
-                    fsid: 0,
-                    namelen: secure9p::limits::MAX_NAME as u32,
-                })),
+            Request::Statfs { fid } => match self.fids.get(&fid).map(|f| f.node) {
+                Some(node) => match self.charge(BudgetOp::Stat, node, 0) {
+                    Err(e) => err(e),
+                    Ok(()) => Outcome::Reply(Response::Statfs(StatFs {
+                        ty: V9FS_MAGIC,
+                        bsize: 4096,
+                        blocks: 0,
+                        bfree: 0,
+                        bavail: 0,
+                        files: 0,
+                        ffree: 0,
+                        fsid: 0,
+                        namelen: secure9p::limits::MAX_NAME as u32,
+                    })),
+                },
                 None => err(Errno::EBADF),
             },
             Request::Fsync { fid, .. } => match self.fids.get(&fid) {
@@ -396,8 +381,7 @@ impl Session {
         self.fids.insert(
             fid,
             FidState {
-                path: vec![root],
-                names: Vec::new(),
+                node: root,
                 open: None,
             },
         );
@@ -411,13 +395,16 @@ impl Session {
             .ok_or(Errno::EBADF)
     }
 
-    /// Charges the ticket budget; the hive audits refusals.
-    fn charge(&mut self, op: BudgetOp, path: &str, bytes: u64) -> Result<(), Errno> {
+    /// Charges the ticket budget for an operation on `node`, judged on the
+    /// node's canonical path (so a bind alias never widens a ticket's
+    /// scope); the hive audits refusals.
+    fn charge(&mut self, op: BudgetOp, node: NodeId, bytes: u64) -> Result<(), Errno> {
+        let path = self.hive.path_of(node).ok_or(Errno::ENOENT)?;
         let Some(attached) = self.attached.as_mut() else {
             return Err(Errno::EBADF);
         };
         self.hive
-            .charge(&attached.identity, &mut attached.budget, op, path, bytes)
+            .charge(&attached.identity, &mut attached.budget, op, &path, bytes)
     }
 
     fn walk(&mut self, fid: u32, newfid: u32, names: &[String]) -> Outcome {
@@ -443,44 +430,32 @@ impl Session {
             Ok(i) => i.clone(),
             Err(e) => return err(e),
         };
-        let mut state = FidState {
-            path: start.path.clone(),
-            names: start.names.clone(),
-            open: None,
-        };
+        let mut node = start.node;
         let mut qids = Vec::with_capacity(names.len());
         for (i, name) in names.iter().enumerate() {
-            let here = state.node();
-            let step = if name == ".." {
-                if state.path.len() > 1 {
-                    state.path.pop();
-                    state.names.pop();
-                }
-                Ok(state.node())
-            } else {
-                match self.hive.attr(here) {
-                    Ok(a) if a.kind != NodeKind::Directory => Err(Errno::ENOTDIR),
-                    Ok(_) => self.hive.walk(&identity, here, name).map(|next| {
-                        state.path.push(next);
-                        state.names.push(name.clone());
-                        next
-                    }),
-                    Err(e) => Err(e),
-                }
+            // Only directories can be walked, `..` included.
+            let step = match self.hive.attr(node) {
+                Ok(a) if a.kind != NodeKind::Directory => Err(Errno::ENOTDIR),
+                Ok(_) => self.hive.walk(&identity, node, name),
+                Err(e) => Err(e),
             };
-            let qid = step.and_then(|node| self.hive.attr(node).map(|a| wire_qid(a.qid)));
+            let qid = step.and_then(|next| self.hive.attr(next).map(|a| (next, wire_qid(a.qid))));
             match qid {
-                Ok(qid) => qids.push(qid),
+                Ok((next, qid)) => {
+                    node = next;
+                    qids.push(qid);
+                }
                 Err(e) if i == 0 => return err(e),
                 // A later name is missing: report how far we got, no newfid.
                 Err(_) => return Outcome::Reply(Response::Walk { qids }),
             }
         }
-        if !names.is_empty() {
-            if let Err(e) = self.charge(BudgetOp::Walk, &state.path_text(), 0) {
-                return err(e);
-            }
+        if !names.is_empty()
+            && let Err(e) = self.charge(BudgetOp::Walk, node, 0)
+        {
+            return err(e);
         }
+        let state = FidState { node, open: None };
         self.fids.insert(newfid, state);
         Outcome::Reply(Response::Walk { qids })
     }
@@ -502,7 +477,7 @@ impl Session {
             Ok(i) => i.clone(),
             Err(e) => return err(e),
         };
-        let node = state.node();
+        let node = state.node;
         let attr = match self.hive.attr(node) {
             Ok(a) => a,
             Err(e) => return err(e),
@@ -510,7 +485,7 @@ impl Session {
         if attr.kind == NodeKind::Directory && write {
             return err(Errno::EISDIR);
         }
-        if let Err(e) = self.charge(BudgetOp::Open { write }, &state.path_text(), 0) {
+        if let Err(e) = self.charge(BudgetOp::Open { write }, state.node, 0) {
             return err(e);
         }
         let file = match self.hive.open(&identity, node, write, flags & O_TRUNC != 0) {
@@ -541,7 +516,7 @@ impl Session {
         let Some(open) = state.open.clone().filter(|o| o.read) else {
             return err(Errno::EBADF);
         };
-        let node = state.node();
+        let node = state.node;
         let attr = match self.hive.attr(node) {
             Ok(a) => a,
             Err(e) => return err(e),
@@ -557,7 +532,7 @@ impl Session {
         } else {
             BudgetOp::Read
         };
-        if let Err(e) = self.charge(op, &state.path_text(), u64::from(count)) {
+        if let Err(e) = self.charge(op, state.node, u64::from(count)) {
             return err(e);
         }
         let identity = match self.identity() {
@@ -626,13 +601,17 @@ impl Session {
             .name("ninedoor-tail".into())
             .spawn(move || {
                 let reply = wait_and_read(&hive, &identity, &file, node, offset, count, &cancel);
-                if let Some(response) = reply {
-                    stats.requests.fetch_add(1, Ordering::Relaxed);
-                    send(&sink, tag, &response);
-                }
-                // Done after the reply is out, so a Tflush answers after it.
+                // Reply and free the tag under the table's lock: the client may
+                // reuse the tag the moment the reply arrives, and a Tflush
+                // (which takes the same lock) then answers after the reply.
                 if let Ok(mut table) = pending.lock() {
-                    table.remove(&tag);
+                    if let Some(response) = reply.filter(|_| !cancel.load(Ordering::SeqCst)) {
+                        stats.requests.fetch_add(1, Ordering::Relaxed);
+                        send(&sink, tag, &response);
+                    }
+                    if table.get(&tag).is_some_and(|p| Arc::ptr_eq(&p.done, &done)) {
+                        table.remove(&tag);
+                    }
                 }
                 let (lock, cv) = &*done;
                 if let Ok(mut finished) = lock.lock() {
@@ -696,7 +675,7 @@ impl Session {
         if data.len() > self.max_io() as usize {
             return err(Errno::EMSGSIZE);
         }
-        if let Err(e) = self.charge(BudgetOp::Write, &state.path_text(), data.len() as u64) {
+        if let Err(e) = self.charge(BudgetOp::Write, state.node, data.len() as u64) {
             return err(e);
         }
         let identity = match self.identity() {
@@ -718,10 +697,10 @@ impl Session {
         let Some(state) = self.fids.get(&fid).cloned() else {
             return err(Errno::EBADF);
         };
-        if let Err(e) = self.charge(BudgetOp::Stat, &state.path_text(), 0) {
+        if let Err(e) = self.charge(BudgetOp::Stat, state.node, 0) {
             return err(e);
         }
-        let attr = match self.hive.attr(state.node()) {
+        let attr = match self.hive.attr(state.node) {
             Ok(a) => a,
             Err(e) => return err(e),
         };
@@ -768,7 +747,7 @@ impl Session {
         if valid & !times == 0 {
             return Outcome::Reply(Response::Setattr);
         }
-        let path = state.path_text();
+        let path = self.hive.path_of(state.node).unwrap_or_default();
         if let Ok(identity) = self.identity() {
             self.hive.audit(&format!(
                 "denied setattr {path} by {}: synthetic files cannot change attributes",
@@ -785,13 +764,13 @@ impl Session {
         if state.open.as_ref().is_none_or(|o| !o.read) {
             return err(Errno::EBADF);
         }
-        let node = state.node();
+        let node = state.node;
         match self.hive.attr(node) {
             Ok(a) if a.kind != NodeKind::Directory => return err(Errno::ENOTDIR),
             Ok(_) => {}
             Err(e) => return err(e),
         }
-        if let Err(e) = self.charge(BudgetOp::Readdir, &state.path_text(), 0) {
+        if let Err(e) = self.charge(BudgetOp::Readdir, state.node, 0) {
             return err(e);
         }
         let identity = match self.identity() {
@@ -882,6 +861,22 @@ impl ConnectionHandler for Session {
 
     fn handle(&mut self, frame: &[u8], sink: &ReplySink) {
         self.handle_frame(frame, sink);
+    }
+
+    fn oversized(&mut self, tag: u16, size: usize, sink: &ReplySink) {
+        self.audit(&format!(
+            "refused a {size}-byte request (msize {}); session continues",
+            self.msize
+        ));
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        self.stats.errors.fetch_add(1, Ordering::Relaxed);
+        send(
+            sink,
+            tag,
+            &Response::Lerror {
+                ecode: Errno::EMSGSIZE.raw(),
+            },
+        );
     }
 
     fn closed(&mut self) {

@@ -11,7 +11,8 @@
 //! frame whole under a lock.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -24,6 +25,11 @@ use secure9p::limits::HEADER_LEN;
 
 /// Most connections a listener serves at once; more are refused (and audited).
 pub const MAX_CONNECTIONS: usize = 256;
+/// A frame larger than the negotiated msize but at most this big is read
+/// and discarded in small chunks (never buffered) and answered with an
+/// error on its tag, so the session survives an oversized write; anything
+/// bigger is treated as a broken stream and closes the connection.
+pub const MAX_DISCARDED_FRAME: usize = 1 << 20;
 
 /// Who is on the other end of a connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -113,6 +119,9 @@ pub trait ConnectionHandler: Send {
     fn max_frame(&self) -> u32;
     /// Handles one whole frame; replies go to `sink` (now or later).
     fn handle(&mut self, frame: &[u8], sink: &ReplySink);
+    /// A frame of `size` bytes (more than [`ConnectionHandler::max_frame`])
+    /// with tag `tag` was read and discarded; answer it with an error.
+    fn oversized(&mut self, tag: u16, size: usize, sink: &ReplySink);
     /// The connection is gone; release everything.
     fn closed(&mut self);
 }
@@ -157,7 +166,19 @@ pub fn serve_stream(
         let size = match frame_size(&header, handler.max_frame()) {
             Ok(Some(size)) => size,
             Ok(None) => break StreamEnd::Io("short header".into()),
-            Err(e) => break StreamEnd::BadFrame(e.to_string()),
+            Err(e) => {
+                let declared = u32::from_le_bytes(header) as usize;
+                if !(HEADER_LEN..=MAX_DISCARDED_FRAME).contains(&declared) {
+                    break StreamEnd::BadFrame(e.to_string());
+                }
+                match discard_frame(&mut input, declared) {
+                    Ok(tag) => {
+                        handler.oversized(tag, declared, sink);
+                        continue;
+                    }
+                    Err(e) => break StreamEnd::Io(e.to_string()),
+                }
+            }
         };
         if size < HEADER_LEN {
             break StreamEnd::BadFrame(format!("frame of {size} bytes"));
@@ -180,6 +201,26 @@ pub fn serve_stream(
     end
 }
 
+/// Reads the rest of an oversized frame (the 4 size bytes are consumed)
+/// through a small buffer and returns its tag.
+fn discard_frame(input: &mut impl Read, size: usize) -> io::Result<u16> {
+    let mut head = [0u8; 3];
+    if read_full(input, &mut head)? != 3 {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    let mut left = size - HEADER_LEN;
+    let mut chunk = [0u8; 4096];
+    while left > 0 {
+        let want = left.min(chunk.len());
+        let n = read_full(input, &mut chunk[..want])?;
+        if n != want {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        left -= n;
+    }
+    Ok(u16::from_le_bytes([head[1], head[2]]))
+}
+
 /// Reads until `buf` is full or EOF; returns the bytes read.
 fn read_full(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut done = 0;
@@ -195,7 +236,6 @@ fn read_full(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 fn peer_cred(stream: &UnixStream) -> Peer {
-    use std::os::fd::AsRawFd;
     let mut cred = libc::ucred {
         pid: 0,
         uid: u32::MAX,
@@ -230,7 +270,10 @@ fn peer_cred(stream: &UnixStream) -> Peer {
 #[derive(Debug)]
 pub struct Listener {
     stop: Arc<AtomicBool>,
-    wake: Wake,
+    /// A duplicate of the listening socket: shutting it down wakes the
+    /// accept thread whatever happened to the socket's path.
+    wake: OwnedFd,
+    socket_path: Option<PathBuf>,
     thread: Option<JoinHandle<()>>,
     /// Where it listens.
     pub address: ListenAddress,
@@ -245,25 +288,18 @@ pub enum ListenAddress {
     Tcp(SocketAddr),
 }
 
-#[derive(Debug, Clone)]
-enum Wake {
-    Unix(PathBuf),
-    Tcp(SocketAddr),
-}
-
 impl Listener {
     /// Stops accepting new connections (existing ones run to their end).
     pub fn stop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        // Unblock accept() by connecting to ourselves.
-        match &self.wake {
-            Wake::Unix(path) => drop(UnixStream::connect(path)),
-            Wake::Tcp(addr) => drop(TcpStream::connect(addr)),
-        }
+        // SAFETY: `wake` is an open descriptor we own (a dup of the listening
+        // socket); shutting a listening socket down makes a blocked accept()
+        // return, which ends the accept loop.
+        unsafe { libc::shutdown(self.wake.as_raw_fd(), libc::SHUT_RDWR) };
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        if let Wake::Unix(path) = &self.wake {
+        if let Some(path) = &self.socket_path {
             let _ = std::fs::remove_file(path);
         }
     }
@@ -350,6 +386,7 @@ pub fn listen_unix<F: HandlerFactory>(
     };
     let listener = UnixListener::bind(path).map_err(bind)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(bind)?;
+    let wake = OwnedFd::from(listener.try_clone().map_err(bind)?);
     let stop = Arc::new(AtomicBool::new(false));
     let live = Arc::new(AtomicUsize::new(0));
     let thread = {
@@ -384,7 +421,8 @@ pub fn listen_unix<F: HandlerFactory>(
     };
     Ok(Listener {
         stop,
-        wake: Wake::Unix(path.to_path_buf()),
+        wake,
+        socket_path: Some(path.to_path_buf()),
         thread: Some(thread),
         address: ListenAddress::Unix(path.to_path_buf()),
     })
@@ -405,6 +443,7 @@ pub fn listen_tcp<F: HandlerFactory>(
     };
     let listener = TcpListener::bind(addr).map_err(bind)?;
     let local = listener.local_addr().map_err(bind)?;
+    let wake = OwnedFd::from(listener.try_clone().map_err(bind)?);
     let stop = Arc::new(AtomicBool::new(false));
     let live = Arc::new(AtomicUsize::new(0));
     let thread = {
@@ -443,7 +482,8 @@ pub fn listen_tcp<F: HandlerFactory>(
     };
     Ok(Listener {
         stop,
-        wake: Wake::Tcp(local),
+        wake,
+        socket_path: None,
         thread: Some(thread),
         address: ListenAddress::Tcp(local),
     })
