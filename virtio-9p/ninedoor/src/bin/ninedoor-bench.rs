@@ -39,13 +39,17 @@ impl Effects for NoVms {
     }
 }
 
-struct Stream(UnixStream);
+/// A client reads its replies the way the server reads requests
+/// (`ninedoor::transport::PollingReader`: poll briefly, then sleep) while
+/// client and server threads fit on the CPUs, and plain blocking reads
+/// otherwise. NINEDOOR_BENCH_BLOCKING=1 makes every client block.
+struct Stream(Box<dyn Read + Send>, UnixStream);
 
 impl Transport for Stream {
     type Error = std::io::Error;
 
     fn send(&mut self, frame: &[u8]) -> Result<(), Self::Error> {
-        self.0.write_all(frame)
+        self.1.write_all(frame)
     }
 
     fn recv(&mut self, buf: &mut Vec<u8>) -> Result<(), Self::Error> {
@@ -62,21 +66,32 @@ impl Transport for Stream {
     }
 }
 
-/// Answers every frame with a fixed 11-byte reply (the size of Rlerror).
+/// Answers every frame with a fixed 11-byte reply (the size of Rlerror),
+/// reading the way NineDoor's connection threads do (polling first).
 fn echo_server(path: &Path) -> std::io::Result<()> {
     let listener = UnixListener::bind(path)?;
+    let live = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let max_live = std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1));
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(mut conn) = conn else { continue };
+            let Ok(reader) = conn.try_clone() else {
+                continue;
+            };
+            let live = live.clone();
+            live.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             std::thread::spawn(move || {
+                let _guard = Decrement(live.clone());
+                let mut input =
+                    ninedoor::transport::PollingReader::adaptive(reader, live, max_live);
                 let mut buf = vec![0u8; 1 << 16];
                 loop {
                     let mut size = [0u8; 4];
-                    if conn.read_exact(&mut size).is_err() {
+                    if input.read_exact(&mut size).is_err() {
                         return;
                     }
                     let n = (u32::from_le_bytes(size) as usize).clamp(7, 1 << 16);
-                    if conn.read_exact(&mut buf[..n - 4]).is_err() {
+                    if input.read_exact(&mut buf[..n - 4]).is_err() {
                         return;
                     }
                     let tag = [buf[1], buf[2]];
@@ -89,6 +104,15 @@ fn echo_server(path: &Path) -> std::io::Result<()> {
         }
     });
     Ok(())
+}
+
+/// Decrements a live-connection counter when a connection thread ends.
+struct Decrement(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Decrement {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -109,22 +133,39 @@ impl Workload {
 }
 
 /// Runs one client until `deadline`; returns per-round-trip latencies (ns).
-fn client(path: &Path, workload: Workload, deadline: Instant) -> Result<Vec<u64>, String> {
+fn client(
+    path: &Path,
+    workload: Workload,
+    deadline: Instant,
+    poll_clients: bool,
+) -> Result<Vec<u64>, String> {
     let stream = UnixStream::connect(path).map_err(|e| e.to_string())?;
     let mut samples = Vec::with_capacity(1 << 16);
+    let polling = std::env::var_os("NINEDOOR_BENCH_BLOCKING").is_none() && poll_clients;
+    let writer = stream.try_clone().map_err(|e| e.to_string())?;
     if workload == Workload::Echo {
-        let mut s = stream;
+        let mut s = writer;
+        let mut r: Box<dyn Read + Send> = if polling {
+            Box::new(ninedoor::transport::PollingReader::new(stream))
+        } else {
+            Box::new(stream)
+        };
         let frame = [15u8, 0, 0, 0, 120, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0];
         let mut reply = [0u8; 11];
         while Instant::now() < deadline {
             let t = Instant::now();
             s.write_all(&frame).map_err(|e| e.to_string())?;
-            s.read_exact(&mut reply).map_err(|e| e.to_string())?;
+            r.read_exact(&mut reply).map_err(|e| e.to_string())?;
             samples.push(t.elapsed().as_nanos() as u64);
         }
         return Ok(samples);
     }
-    let mut c = Client::connect(Stream(stream), 8192).map_err(|e| e.to_string())?;
+    let reader: Box<dyn Read + Send> = if polling {
+        Box::new(ninedoor::transport::PollingReader::new(stream))
+    } else {
+        Box::new(stream)
+    };
+    let mut c = Client::connect(Stream(reader, writer), 8192).map_err(|e| e.to_string())?;
     let root = c.attach("queen", "").map_err(|e| e.to_string())?;
     let boot = c.walk_path(root, "/proc/boot").map_err(|e| e.to_string())?;
     c.lopen(boot, O_RDONLY).map_err(|e| e.to_string())?;
@@ -160,10 +201,14 @@ struct Case {
 fn run_case(path: &Path, workload: Workload, clients: usize, secs: f64) -> Result<Case, String> {
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(secs);
+    // Clients poll for replies like the server polls for requests, but only
+    // while client and server threads together fit on the CPUs.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let poll_clients = clients * 2 <= cpus;
     let threads: Vec<_> = (0..clients)
         .map(|_| {
             let path = path.to_path_buf();
-            std::thread::spawn(move || client(&path, workload, deadline))
+            std::thread::spawn(move || client(&path, workload, deadline, poll_clients))
         })
         .collect();
     let mut all = Vec::new();
