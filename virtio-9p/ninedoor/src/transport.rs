@@ -436,6 +436,75 @@ fn connection_thread<F: HandlerFactory>(
     }
 }
 
+/// A connected stream socket (Unix or TCP), as the accept loop needs it.
+trait StreamSocket: Read + Write + AsRawFd + Send + Sized + 'static {
+    fn duplicate(&self) -> io::Result<Self>;
+    fn shut(&self);
+}
+
+impl StreamSocket for UnixStream {
+    fn duplicate(&self) -> io::Result<Self> {
+        self.try_clone()
+    }
+    fn shut(&self) {
+        let _ = self.shutdown(Shutdown::Both);
+    }
+}
+
+impl StreamSocket for std::net::TcpStream {
+    fn duplicate(&self) -> io::Result<Self> {
+        self.try_clone()
+    }
+    fn shut(&self) {
+        let _ = self.shutdown(Shutdown::Both);
+    }
+}
+
+/// Starts the accept thread shared by both transports: every accepted
+/// stream whose peer can be named gets a connection thread.
+fn spawn_accept_loop<F, S, I>(
+    name: &str,
+    incoming: I,
+    peer_of: fn(&S) -> Option<Peer>,
+    factory: Arc<F>,
+    stop: Arc<AtomicBool>,
+) -> io::Result<JoinHandle<()>>
+where
+    F: HandlerFactory,
+    S: StreamSocket,
+    I: Iterator<Item = io::Result<S>> + Send + 'static,
+{
+    let live = Arc::new(AtomicUsize::new(0));
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            for stream in incoming {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let Some(peer) = peer_of(&stream) else {
+                    continue;
+                };
+                let (Ok(read), Ok(write)) = (stream.duplicate(), stream.duplicate()) else {
+                    continue;
+                };
+                connection_thread(
+                    &factory,
+                    &live,
+                    peer,
+                    Box::new(PollingReader::adaptive(
+                        read,
+                        live.clone(),
+                        polling_connections(),
+                    )),
+                    Box::new(write),
+                    Box::new(move || stream.shut()),
+                );
+            }
+        })
+}
+
 /// Listens on a Unix socket at `path` (mode 0600). A stale socket left by a
 /// previous run is replaced; any other file there is an error.
 pub fn listen_unix<F: HandlerFactory>(
@@ -456,41 +525,14 @@ pub fn listen_unix<F: HandlerFactory>(
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(bind)?;
     let wake = OwnedFd::from(listener.try_clone().map_err(bind)?);
     let stop = Arc::new(AtomicBool::new(false));
-    let live = Arc::new(AtomicUsize::new(0));
-    let thread = {
-        let stop = stop.clone();
-        std::thread::Builder::new()
-            .name("ninedoor-unix".into())
-            .spawn(move || {
-                for stream in listener.incoming() {
-                    if stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Ok(stream) = stream else { continue };
-                    let peer = peer_cred(&stream);
-                    let (Ok(read), Ok(write), Ok(closer)) =
-                        (stream.try_clone(), stream.try_clone(), stream.try_clone())
-                    else {
-                        continue;
-                    };
-                    connection_thread(
-                        &factory,
-                        &live,
-                        peer,
-                        Box::new(PollingReader::adaptive(
-                            read,
-                            live.clone(),
-                            polling_connections(),
-                        )),
-                        Box::new(write),
-                        Box::new(move || {
-                            let _ = closer.shutdown(Shutdown::Both);
-                        }),
-                    );
-                }
-            })
-            .map_err(bind)?
-    };
+    let thread = spawn_accept_loop(
+        "ninedoor-unix",
+        std::iter::from_fn(move || Some(listener.accept().map(|(s, _)| s))),
+        |s: &UnixStream| Some(peer_cred(s)),
+        factory,
+        stop.clone(),
+    )
+    .map_err(bind)?;
     Ok(Listener {
         stop,
         wake,
@@ -517,45 +559,17 @@ pub fn listen_tcp<F: HandlerFactory>(
     let local = listener.local_addr().map_err(bind)?;
     let wake = OwnedFd::from(listener.try_clone().map_err(bind)?);
     let stop = Arc::new(AtomicBool::new(false));
-    let live = Arc::new(AtomicUsize::new(0));
-    let thread = {
-        let stop = stop.clone();
-        std::thread::Builder::new()
-            .name("ninedoor-tcp".into())
-            .spawn(move || {
-                for stream in listener.incoming() {
-                    if stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Ok(stream) = stream else { continue };
-                    let _ = stream.set_nodelay(true);
-                    let peer = match stream.peer_addr() {
-                        Ok(addr) => Peer::Tcp(addr),
-                        Err(_) => continue,
-                    };
-                    let (Ok(read), Ok(write), Ok(closer)) =
-                        (stream.try_clone(), stream.try_clone(), stream.try_clone())
-                    else {
-                        continue;
-                    };
-                    connection_thread(
-                        &factory,
-                        &live,
-                        peer,
-                        Box::new(PollingReader::adaptive(
-                            read,
-                            live.clone(),
-                            polling_connections(),
-                        )),
-                        Box::new(write),
-                        Box::new(move || {
-                            let _ = closer.shutdown(Shutdown::Both);
-                        }),
-                    );
-                }
-            })
-            .map_err(bind)?
-    };
+    let thread = spawn_accept_loop(
+        "ninedoor-tcp",
+        std::iter::from_fn(move || Some(listener.accept().map(|(s, _)| s))),
+        |s: &std::net::TcpStream| {
+            let _ = s.set_nodelay(true);
+            s.peer_addr().ok().map(Peer::Tcp)
+        },
+        factory,
+        stop.clone(),
+    )
+    .map_err(bind)?;
     Ok(Listener {
         stop,
         wake,
