@@ -164,3 +164,31 @@ fn tcp_needs_a_ticket_and_accepts_a_minted_one() {
     ]);
     assert_eq!(code, 3);
 }
+
+#[test]
+fn tail_follows_new_lines_and_stops_with_a_flush() {
+    let fx = serve();
+    let sock = format!("unix:{}", fx.dir.path().join("hive.sock").display());
+    // A writer appends to the audit log (a spawn is audited) while tail -f runs.
+    let hive = fx.server.hive().clone();
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        hive.audit("line written while tail follows");
+    });
+    let (code, out, err) = cohsh(&[
+        "--connect",
+        &sock,
+        "--role",
+        "queen",
+        "-c",
+        "tail -f -t 2000 /log/queen.log",
+    ]);
+    writer.join().unwrap();
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("line written while tail follows"), "{out}");
+    assert!(out.contains("END"), "{out}");
+    assert!(
+        out.contains("OK TAIL") && out.contains("stopped=timeout"),
+        "{out}"
+    );
+}
