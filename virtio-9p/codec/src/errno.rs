@@ -76,6 +76,9 @@ pub const ECANCELED: u32 = 125;
 pub const EKEYEXPIRED: u32 = 127;
 /// Key was rejected by service (a ticket whose MAC or fields do not verify).
 pub const EKEYREJECTED: u32 = 129;
+/// Key has been revoked: every request of a killed or lease-expired worker's
+/// sessions.
+pub const EKEYREVOKED: u32 = 128;
 
 /// Cohesix's `ELIMIT`: a rate, bandwidth, cursor or budget (ticks/ops) denial.
 ///
@@ -126,6 +129,7 @@ pub const fn name(errno: u32) -> &'static str {
         ECANCELED => "ECANCELED",
         EKEYEXPIRED => "EKEYEXPIRED",
         EKEYREJECTED => "EKEYREJECTED",
+        EKEYREVOKED => "EKEYREVOKED",
         _ => "E?",
     }
 }

@@ -2,9 +2,8 @@
 //! `secure9p::errno` table.
 //!
 //! Raw values are `secure9p::errno`'s (Linux x86-64/generic numbering, what
-//! the v9fs client expects), re-exported in [`raw`], plus `EKEYREVOKED`,
-//! which the codec table does not list yet. What NineDoor answers with, and
-//! why:
+//! the v9fs client expects), re-exported in [`raw`]. What NineDoor answers
+//! with, and why:
 //!
 //! | errno          | when |
 //! |----------------|------|
@@ -26,13 +25,9 @@
 
 use std::fmt;
 
-/// Raw errno numbers: the shared codec table plus `EKEYREVOKED`.
+/// Raw errno numbers: the shared codec table.
 pub mod raw {
     pub use secure9p::errno::*;
-
-    /// Key has been revoked: the session's worker was killed or its lease
-    /// expired (Linux value; not in the codec table yet).
-    pub const EKEYREVOKED: u32 = 128;
 }
 
 /// A Linux errno, as carried by `Rlerror`.
