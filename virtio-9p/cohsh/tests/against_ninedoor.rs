@@ -118,8 +118,8 @@ fn a_failed_expect_fails_the_script() {
 fn tcp_needs_a_ticket_and_accepts_a_minted_one() {
     let mut fx = serve();
     let addr = match fx.server.listen_tcp("127.0.0.1:0".parse().unwrap()) {
-        Ok(l) => match &l.address {
-            ninedoor::transport::ListenAddress::Tcp(a) => *a,
+        Ok(address) => match address {
+            ninedoor::transport::ListenAddress::Tcp(a) => a,
             other => panic!("{other:?}"),
         },
         Err(e) => panic!("{e}"),

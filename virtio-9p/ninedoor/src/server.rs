@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::hive::Hive;
 use crate::session::{Binding, Session, SessionStats};
-use crate::transport::{self, HandlerFactory, ListenError, Listener, Peer};
+use crate::transport::{self, HandlerFactory, ListenAddress, ListenError, Listener, Peer};
 
 /// How often lease TTLs are checked without traffic.
 pub const TICK: Duration = Duration::from_millis(200);
@@ -105,22 +105,23 @@ impl Server {
         &self.factory
     }
 
-    /// Listens on a Unix socket (mode 0600).
-    pub fn listen_unix(&mut self, path: &Path) -> Result<&Listener, ListenError> {
-        let l = transport::listen_unix(path, self.factory.clone())?;
-        self.hive
-            .audit(&format!("listening on unix:{}", path.display()));
-        self.listeners.push(l);
-        Ok(self.listeners.last().expect("just pushed"))
+    /// Listens on a Unix socket (mode 0600); returns where.
+    pub fn listen_unix(&mut self, path: &Path) -> Result<ListenAddress, ListenError> {
+        let listener = transport::listen_unix(path, self.factory.clone())?;
+        Ok(self.add(listener))
     }
 
-    /// Listens on loopback TCP (port 0 picks one; see the returned address).
-    pub fn listen_tcp(&mut self, addr: SocketAddr) -> Result<&Listener, ListenError> {
-        let l = transport::listen_tcp(addr, self.factory.clone())?;
-        self.hive
-            .audit(&format!("listening on tcp:{:?}", l.address));
-        self.listeners.push(l);
-        Ok(self.listeners.last().expect("just pushed"))
+    /// Listens on loopback TCP (port 0 picks a free port); returns where.
+    pub fn listen_tcp(&mut self, addr: SocketAddr) -> Result<ListenAddress, ListenError> {
+        let listener = transport::listen_tcp(addr, self.factory.clone())?;
+        Ok(self.add(listener))
+    }
+
+    fn add(&mut self, listener: Listener) -> ListenAddress {
+        let address = listener.address.clone();
+        self.hive.audit(&format!("listening on {address:?}"));
+        self.listeners.push(listener);
+        address
     }
 }
 

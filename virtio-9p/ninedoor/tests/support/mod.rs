@@ -253,12 +253,8 @@ impl Harness {
         let mut server = Server::new(hive.clone());
         let unix_path = dir.path().join("ninedoor.sock");
         server.listen_unix(&unix_path).unwrap();
-        let tcp_addr = match &server
-            .listen_tcp("127.0.0.1:0".parse().unwrap())
-            .unwrap()
-            .address
-        {
-            ListenAddress::Tcp(a) => *a,
+        let tcp_addr = match server.listen_tcp("127.0.0.1:0".parse().unwrap()).unwrap() {
+            ListenAddress::Tcp(a) => a,
             other => panic!("tcp listener at {other:?}"),
         };
         Harness {
