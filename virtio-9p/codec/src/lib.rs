@@ -12,6 +12,7 @@
 //!   [`frame_size`], `decode_*`/`encode_*`, directory entry
 //!   packing.
 //! * [`ticket`] — `cohesix-ticket-…` bearer tokens (BLAKE3 keyed MAC).
+//! * [`ctl`] — words of the control files shared by server and clients.
 //! * [`client`] — a synchronous session over any frame [`Transport`].
 #![no_std]
 // Panic-freedom is a contract of this crate: keep it machine-checked.
@@ -34,6 +35,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod client;
+pub mod ctl;
 pub mod errno;
 pub mod limits;
 pub mod ticket;

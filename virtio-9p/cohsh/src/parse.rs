@@ -311,45 +311,8 @@ pub fn json_str(s: &str) -> String {
     serde_json::Value::String(s.to_owned()).to_string()
 }
 
-/// A `lifecycle` command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LifecycleCmd {
-    /// ONLINE/DEGRADED → DRAINING.
-    Cordon,
-    /// DRAINING → QUIESCED.
-    Drain,
-    /// → QUIESCED.
-    Quiesce,
-    /// → ONLINE.
-    Resume,
-    /// → BOOTING.
-    Reset,
-}
-
-impl LifecycleCmd {
-    /// The word written to `/queen/lifecycle/ctl`.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LifecycleCmd::Cordon => "cordon",
-            LifecycleCmd::Drain => "drain",
-            LifecycleCmd::Quiesce => "quiesce",
-            LifecycleCmd::Resume => "resume",
-            LifecycleCmd::Reset => "reset",
-        }
-    }
-
-    fn parse(s: &str) -> Option<LifecycleCmd> {
-        Some(match s {
-            "cordon" => LifecycleCmd::Cordon,
-            "drain" => LifecycleCmd::Drain,
-            "quiesce" => LifecycleCmd::Quiesce,
-            "resume" => LifecycleCmd::Resume,
-            "reset" => LifecycleCmd::Reset,
-            _ => return None,
-        })
-    }
-}
+/// A `lifecycle` command (the words are shared with NineDoor).
+pub use secure9p::ctl::LifecycleCmd;
 
 /// A parsed shell command.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -78,56 +78,8 @@ impl fmt::Display for LifecycleState {
     }
 }
 
-/// Commands accepted by `/queen/lifecycle/ctl`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LifecycleCmd {
-    /// Stop accepting new work.
-    Cordon,
-    /// Finish draining.
-    Drain,
-    /// Go quiet.
-    Quiesce,
-    /// Back online.
-    Resume,
-    /// Back to booting.
-    Reset,
-}
-
-impl LifecycleCmd {
-    /// Parses a command word (lower case, surrounding blanks ignored).
-    #[must_use]
-    pub fn parse(s: &str) -> Option<LifecycleCmd> {
-        match s.trim() {
-            "cordon" => Some(LifecycleCmd::Cordon),
-            "drain" => Some(LifecycleCmd::Drain),
-            "quiesce" => Some(LifecycleCmd::Quiesce),
-            "resume" => Some(LifecycleCmd::Resume),
-            "reset" => Some(LifecycleCmd::Reset),
-            _ => None,
-        }
-    }
-
-    /// The command word.
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            LifecycleCmd::Cordon => "cordon",
-            LifecycleCmd::Drain => "drain",
-            LifecycleCmd::Quiesce => "quiesce",
-            LifecycleCmd::Resume => "resume",
-            LifecycleCmd::Reset => "reset",
-        }
-    }
-
-    /// Whether the command needs the hive free of workers and leases.
-    #[must_use]
-    pub const fn needs_idle(self) -> bool {
-        matches!(
-            self,
-            LifecycleCmd::Drain | LifecycleCmd::Quiesce | LifecycleCmd::Reset
-        )
-    }
-}
+/// Commands accepted by `/queen/lifecycle/ctl` (shared with clients).
+pub use secure9p::ctl::LifecycleCmd;
 
 /// The state `cmd` leads to from `from`, given whether work is outstanding.
 pub fn transition(
