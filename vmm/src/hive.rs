@@ -21,7 +21,9 @@ use crate::vm::runner::{block_stop_signals, read_signal};
 #[derive(Debug, thiserror::Error)]
 pub enum HiveError {
     /// A guest kind this build cannot boot yet.
-    #[error("guest {guest}: kind {kind} is not supported by this coco-vmm yet (only coconut)")]
+    #[error(
+        "guest {guest}: kind {kind} is not supported by this coco-vmm yet (coconut and linux are)"
+    )]
     UnsupportedKind {
         /// Guest name.
         guest: String,
@@ -73,6 +75,8 @@ pub fn boot_args(guest: &GuestConfig, state: &Path) -> Vec<String> {
         "boot".to_string(),
         "--name".into(),
         guest.name.clone(),
+        "--kind".into(),
+        guest.kind.to_string(),
         "--kernel".into(),
         guest.kernel.to_string(),
         "--memory".into(),
@@ -127,7 +131,7 @@ pub fn run(config: &HiveConfig, exe: &Path) -> Result<u8, HiveError> {
         return Err(HiveError::NothingToStart(config.name.clone()));
     }
     for g in &guests {
-        if g.kind != GuestKind::Coconut {
+        if !matches!(g.kind, GuestKind::Coconut | GuestKind::Linux) {
             return Err(HiveError::UnsupportedKind {
                 guest: g.name.clone(),
                 kind: g.kind.to_string(),
@@ -215,10 +219,21 @@ mod tests {
         g.vcpus = 3;
         let args = boot_args(&g, Path::new("/state"));
         let joined = args.join(" ");
-        assert!(joined.starts_with("boot --name w1 --kernel builtin:guest-kernel"));
+        assert!(joined.starts_with("boot --name w1 --kind coconut --kernel builtin:guest-kernel"));
         assert!(joined.contains("--memory 96 --vcpus 3"));
         assert!(joined.contains("--console-log /state/logs/w1.console"));
         assert!(joined.contains("--initrd /images/r.ext2"));
         assert_eq!(args.last().map(String::as_str), Some("quiet x=1"));
+    }
+
+    #[test]
+    fn linux_guests_boot_with_kind_linux() {
+        let g = GuestConfig::new(
+            "l1",
+            GuestKind::Linux,
+            ImageSource::Path("/images/bzImage".into()),
+        );
+        let joined = boot_args(&g, Path::new("/state")).join(" ");
+        assert!(joined.starts_with("boot --name l1 --kind linux --kernel /images/bzImage"));
     }
 }

@@ -12,7 +12,7 @@ use coco_hive_config::HiveConfig;
 use coco_vmm::boot::image::{self, ImageSource};
 use coco_vmm::vm::builder::build_vm;
 use coco_vmm::vm::runner::{RunReport, block_stop_signals};
-use coco_vmm::vm::spec::VmSpec;
+use coco_vmm::vm::spec::{GuestKind, VmSpec};
 use coco_vmm::{bench, hive, host};
 use tracing_subscriber::EnvFilter;
 
@@ -62,14 +62,21 @@ enum Command {
 
 #[derive(clap::Args, Debug)]
 struct BootArgs {
-    /// Kernel image: a PVH ELF path, or builtin:NAME for an image built into coco-vmm
-    /// (builtin:guest-kernel).
+    /// Image format and boot protocol: coconut (a PVH ELF) or linux (a bzImage,
+    /// 64-bit boot protocol). Chosen explicitly, never guessed from the file.
+    #[arg(long, value_enum, default_value_t = KindArg::Coconut)]
+    kind: KindArg,
+    /// Kernel image: a PVH ELF path (or a bzImage with --kind linux), or builtin:NAME
+    /// for an image built into coco-vmm (builtin:guest-kernel).
     #[arg(long, value_name = "IMAGE")]
     kernel: String,
-    /// Initial ramdisk (PVH module 0): a path or builtin:NAME (builtin:ramdisk).
+    /// Initial ramdisk (PVH module 0, or Linux's initrd): a path or builtin:NAME
+    /// (builtin:ramdisk).
     #[arg(long, value_name = "IMAGE")]
     initrd: Option<String>,
-    /// Extra kernel command line, appended after coco-vmm's own options.
+    /// Extra kernel command line, appended after coco-vmm's own options. With
+    /// --kind linux it is the whole command line (console=ttyS0 is added when it
+    /// names no console=).
     #[arg(
         long,
         value_name = "STRING",
@@ -95,6 +102,23 @@ struct BootArgs {
     /// Do not echo the guest console to stdout.
     #[arg(long)]
     no_echo: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum KindArg {
+    /// The coconut microkernel (PVH ELF).
+    Coconut,
+    /// Linux (bzImage).
+    Linux,
+}
+
+impl From<KindArg> for GuestKind {
+    fn from(k: KindArg) -> Self {
+        match k {
+            KindArg::Coconut => GuestKind::Coconut,
+            KindArg::Linux => GuestKind::Linux,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -138,6 +162,7 @@ fn boot(args: BootArgs, origin: Instant) -> Result<u8> {
     let signals = block_stop_signals().context("blocking stop signals")?;
     let spec = VmSpec {
         name: args.name,
+        kind: args.kind.into(),
         kernel: image::parse_arg(&args.kernel),
         initrd: args.initrd.as_deref().map(image::parse_arg),
         cmdline: args.cmdline,

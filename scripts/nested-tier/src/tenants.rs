@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::cache::workspace_root;
+use crate::cache::{Cache, workspace_root};
+use crate::initramfs::Initramfs;
 use crate::tier::{InnerResult, InnerTest, TierReport};
 use crate::{Error, Result, tool};
 
@@ -41,14 +42,66 @@ impl Tenant {
 pub struct Binaries {
     /// `coco-vmm`.
     pub coco_vmm: PathBuf,
+    /// The L2 Linux guest's kernel and initramfs, once staged with
+    /// [`Binaries::stage_l2_linux`].
+    pub l2_linux: Option<L2Linux>,
 }
+
+/// What `boot-linux-l2` boots under coco-vmm inside L1.
+#[derive(Debug, Clone)]
+pub struct L2Linux {
+    /// The bzImage (the cache's Debian kernel, the same one L1 runs).
+    pub kernel: PathBuf,
+    /// The L2 initramfs (busybox and [`L2_INIT`]).
+    pub initrd: PathBuf,
+}
+
+/// The console line the L2 guest's `/init` prints (followed by its
+/// `uname -r`) before it resets the machine.
+pub const L2_MARKER: &str = "COCO-L2 LINUX UP";
+
+/// `/init` of the L2 Linux guest: print the marker, give the UART a second
+/// to drain the tty (`reboot -f` does not wait for it), then `reboot -f`,
+/// which (with `reboot=k` on the command line) ends in the i8042 reset
+/// (port 0x64 <- 0xFE) that coco-vmm turns into a clean exit with status 0.
+pub const L2_INIT: &str = r#"#!/bin/busybox sh
+/bin/busybox mount -t proc proc /proc
+/bin/busybox mount -t devtmpfs dev /dev
+echo "COCO-L2 LINUX UP $(/bin/busybox uname -r)"
+/bin/busybox sleep 1
+/bin/busybox reboot -f
+/bin/busybox sleep 5
+echo "COCO-L2 REBOOT FAILED"
+"#;
 
 impl Binaries {
     /// The binaries of `target_dir/debug`.
     pub fn in_target_dir(target_dir: &Path) -> Self {
         Self {
             coco_vmm: target_dir.join("debug/coco-vmm"),
+            l2_linux: None,
         }
+    }
+
+    /// Writes the L2 Linux guest's initramfs (busybox from `cache`, `/init`
+    /// = [`L2_INIT`]) to `target_dir/nested-l2/linux-initramfs.cpio`, where L1
+    /// sees it under `/host` (a target dir under /tmp is bind-mounted into
+    /// L1's /tmp because the tenant names it), and records it with the
+    /// cache's kernel.
+    pub fn stage_l2_linux(mut self, target_dir: &Path, cache: &Cache) -> Result<Self> {
+        let dir = target_dir.join("nested-l2");
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+        let busybox =
+            std::fs::read(&cache.busybox).map_err(|e| Error::io("read", &cache.busybox, e))?;
+        let image = Initramfs::build(&[], &busybox, L2_INIT);
+        let initrd = dir.join("linux-initramfs.cpio");
+        std::fs::write(&initrd, image).map_err(|e| Error::io("write", &initrd, e))?;
+        let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        self.l2_linux = Some(L2Linux {
+            kernel: absolute(&cache.kernel),
+            initrd: absolute(&initrd),
+        });
+        Ok(self)
     }
 
     /// Builds them (`cargo build -p coco-vmm`, debug, into `target_dir`) so
@@ -83,7 +136,7 @@ pub fn default_target_dir() -> PathBuf {
 
 /// The tenants the tier runs by default, in order.
 pub fn all(bins: &Binaries) -> Vec<Tenant> {
-    vec![boot_guest_kernel_on_kvm_amd(bins)]
+    vec![boot_guest_kernel_on_kvm_amd(bins), boot_linux_l2(bins)]
 }
 
 /// Tenants that test the harness itself (selected by name only, never by
@@ -174,6 +227,100 @@ pub fn boot_guest_kernel_on_kvm_amd(bins: &Binaries) -> Tenant {
         .env("NO_COLOR", "1"),
         about: "coco-vmm boots guest-kernel (2 vCPUs, ramdisk) on kvm_amd; syscall gate",
         check: check_guest_kernel_boot,
+    }
+}
+
+/// `coco-vmm boot --kind linux` of the cache's Debian kernel (256 MiB, one
+/// vCPU) with a busybox initramfs whose `/init` prints [`L2_MARKER`] and
+/// resets: the marker must reach the console and coco-vmm must exit 0
+/// (outcome `reset`). Needs [`Binaries::stage_l2_linux`]; without it the
+/// tenant fails and says so.
+pub fn boot_linux_l2(bins: &Binaries) -> Tenant {
+    let name = "boot-linux-l2";
+    let about = "coco-vmm boots Debian's Linux bzImage (64-bit boot protocol, initramfs) as L2; /init prints a marker and resets";
+    let Some(l2) = &bins.l2_linux else {
+        return Tenant {
+            test: InnerTest::new(
+                name,
+                [
+                    "/bin/sh",
+                    "-c",
+                    "echo 'the L2 Linux inputs were not staged (Binaries::stage_l2_linux)'; exit 2",
+                ],
+                Duration::from_secs(10),
+            ),
+            about,
+            check: |_| Err("not staged".into()),
+        };
+    };
+    let vmm = bins.coco_vmm.display().to_string();
+    let kernel = l2.kernel.display().to_string();
+    let initrd = l2.initrd.display().to_string();
+    Tenant {
+        test: InnerTest::new(
+            name,
+            [
+                vmm.as_str(),
+                "boot",
+                "--kind",
+                "linux",
+                "--kernel",
+                kernel.as_str(),
+                "--initrd",
+                initrd.as_str(),
+                "--memory",
+                "256",
+                "--cmdline",
+                "console=ttyS0 panic=-1 reboot=k quiet",
+                "--timings",
+                "json",
+            ],
+            Duration::from_secs(180),
+        )
+        .env("COCO_LOG", "info")
+        .env("NO_COLOR", "1"),
+        about,
+        check: check_linux_l2_boot,
+    }
+}
+
+fn check_linux_l2_boot(r: &InnerResult) -> Result<(), String> {
+    let c = console(r);
+    let mut missing = Vec::new();
+    let up = c
+        .iter()
+        .find_map(|l| l.strip_prefix(L2_MARKER))
+        .map(str::trim);
+    if up.is_none_or(str::is_empty) {
+        missing.push(format!("console: \"{L2_MARKER} <uname -r>\""));
+    }
+    if c.iter()
+        .any(|l| l.contains("REBOOT FAILED") || l.contains("Kernel panic"))
+    {
+        missing.push("no reboot failure or kernel panic".into());
+    }
+    if !r
+        .output
+        .iter()
+        .any(|l| l.contains("KVM flavour: hardware KVM (AMD SVM)"))
+    {
+        missing.push("log: KVM flavour: hardware KVM (AMD SVM)".into());
+    }
+    if r.output.iter().any(|l| l.contains("panicked")) {
+        missing.push("no panic in coco-vmm".into());
+    }
+    match timings(r) {
+        Ok(t) => {
+            if t["outcome"]["kind"] != "reset" {
+                missing.push(format!("outcome reset (got {})", t["outcome"]));
+            }
+        }
+        Err(e) => missing.push(e),
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("missing or wrong: {}", missing.join("; ")))
     }
 }
 

@@ -95,6 +95,7 @@ fn tenants_pass_inside_l1_on_kvm_amd() {
     // L1; build it now so it is current (a no-op under `cargo test
     // --workspace`, which has built it already).
     let bins = Binaries::build(&target_dir())
+        .and_then(|b| b.stage_l2_linux(&target_dir(), &cache))
         .unwrap_or_else(|e| panic!("cannot build coco-vmm for the nested tier: {e}"));
     let selected = tenants::all(&bins);
     let report = run(&cache, &selected);

@@ -5,14 +5,18 @@
 //!   seL4 follows only the 32-bit RSDT, Linux prefers the XSDT;
 //! - a MADT with one enabled local APIC per vCPU (APIC id = vCPU index), one
 //!   IOAPIC at GSI base 0, the LINT1 NMI, and PC/AT-compatible PICs;
-//! - a hardware-reduced FADT pointing at a DSDT (the DSDT's AML describes
-//!   the virtio-mmio devices once they exist).
+//! - a hardware-reduced FADT pointing at a DSDT whose AML describes COM1
+//!   (`PNP0501`, ports 0x3F8..0x3FF, GSI 4): on a hardware-reduced machine
+//!   Linux maps no legacy ISA IRQs, so without this its 8250 driver cannot
+//!   get IRQ 4 and the console cannot be opened by init; the virtio-mmio
+//!   devices join it once they exist.
 //!
 //! Generic table framing (header, checksum) comes from the rust-vmm
 //! `acpi_tables` crate; the RSDP is built here because the crate's RSDP has
 //! no RSDT field.
 
 use acpi_tables::Aml;
+use acpi_tables::aml::{Device, EISAName, IO, Interrupt, Name, ResourceTemplate};
 use acpi_tables::fadt::{FADTBuilder, Flags};
 use acpi_tables::sdt::Sdt;
 
@@ -82,8 +86,31 @@ fn table(signature: &[u8; 4], revision: u8) -> Sdt {
     )
 }
 
+/// AML of `\_SB_.COM1`: a 16550 at 0x3F8 (8 ports) on edge, active-high
+/// GSI 4 (the COM1 irqfd).
+fn com1_aml() -> Vec<u8> {
+    let mut aml = Vec::new();
+    Device::new(
+        "_SB_.COM1".into(),
+        vec![
+            &Name::new("_HID".into(), &EISAName::new("PNP0501")),
+            &Name::new("_UID".into(), &0u8),
+            &Name::new(
+                "_CRS".into(),
+                &ResourceTemplate::new(vec![
+                    &Interrupt::new(true, true, false, false, 4),
+                    &IO::new(0x3f8, 0x3f8, 0, 8),
+                ]),
+            ),
+        ],
+    )
+    .to_aml_bytes(&mut aml);
+    aml
+}
+
 fn dsdt() -> Vec<u8> {
     let mut t = table(b"DSDT", 2);
+    t.append_slice(&com1_aml());
     t.update_checksum();
     t.as_slice().to_vec()
 }
@@ -215,6 +242,26 @@ mod tests {
         assert_eq!(r.iter().fold(0u8, |a, b| a.wrapping_add(*b)), 0);
         assert_eq!(&table_at(&blob, u64::from(u32_at(r, 16)))[0..4], b"RSDT");
         assert_eq!(&table_at(&blob, u64_at(r, 24))[0..4], b"XSDT");
+    }
+
+    #[test]
+    fn dsdt_describes_com1_with_its_ports_and_gsi() {
+        let blob = build(1).unwrap().bytes;
+        let fadt_addr = {
+            let xsdt = table_at(&blob, u64_at(&blob, 24));
+            u64_at(xsdt, 36)
+        };
+        let fadt = table_at(&blob, fadt_addr);
+        let dsdt = table_at(&blob, u64_at(fadt, 140));
+        let body = &dsdt[36..];
+        let has = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+        assert!(has(b"COM1"));
+        // _HID EisaId("PNP0501").
+        assert!(has(&[0x0c, 0x41, 0xd0, 0x05, 0x01]));
+        // Extended IRQ descriptor: consumer, edge, active high, GSI 4.
+        assert!(has(&[0x89, 0x06, 0x00, 0x03, 0x01, 0x04, 0x00, 0x00, 0x00]));
+        // IO descriptor: decode16, 0x3f8..0x3f8, 8 ports.
+        assert!(has(&[0x47, 0x01, 0xf8, 0x03, 0xf8, 0x03, 0x00, 0x08]));
     }
 
     #[test]

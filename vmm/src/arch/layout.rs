@@ -19,6 +19,11 @@ pub const GIB: u64 = 1 << 30;
 pub const BOOT_GDT: u64 = 0x500;
 /// An empty IDT (interrupts are off at entry).
 pub const BOOT_IDT: u64 = 0x520;
+/// The GDT of a Linux 64-bit entry: null, null, `__BOOT_CS` (0x10, 64-bit
+/// code), `__BOOT_DS` (0x18, data), a 16-byte 64-bit TSS (0x20).
+pub const LINUX_BOOT_GDT: u64 = 0x540;
+/// Bytes of [`LINUX_BOOT_GDT`] (six 8-byte slots).
+pub const LINUX_BOOT_GDT_SIZE: u64 = 6 * 8;
 /// PVH `hvm_start_info`.
 pub const PVH_START_INFO: u64 = 0x6000;
 /// PVH module list, right after the start info.
@@ -29,6 +34,18 @@ pub const MAX_MODULES: usize = 4;
 pub const MEMMAP: u64 = 0x7000;
 /// Highest number of memory-map entries (fits in the page at [`MEMMAP`]).
 pub const MAX_MEMMAP_ENTRIES: usize = 128;
+/// Linux's zero page (`struct boot_params`, one page), for bzImage guests.
+pub const ZERO_PAGE: u64 = 0x8000;
+/// Size of the zero page.
+pub const ZERO_PAGE_SIZE: u64 = 0x1000;
+/// The PML4 of the identity map a Linux 64-bit entry starts on.
+pub const BOOT_PML4: u64 = 0x9000;
+/// Its one PDPT.
+pub const BOOT_PDPT: u64 = 0xa000;
+/// Its page directories, one page per GiB, consecutive (2 MiB pages).
+pub const BOOT_PD: u64 = 0xb000;
+/// GiBs the boot identity map covers (all of the 32-bit space).
+pub const BOOT_IDENTITY_GIB: u64 = 4;
 /// The kernel command line.
 pub const CMDLINE: u64 = 0x2_0000;
 /// Longest command line, terminating NUL included.
@@ -68,10 +85,16 @@ pub const MAX_MEMORY: u64 = 256 * GIB;
 // compile time, so a layout change that breaks this does not build.
 const _: () = {
     assert!(BOOT_GDT + 4 * 8 <= BOOT_IDT);
-    assert!(BOOT_IDT + 8 <= PVH_START_INFO);
+    assert!(BOOT_IDT + 8 <= LINUX_BOOT_GDT);
+    assert!(LINUX_BOOT_GDT + LINUX_BOOT_GDT_SIZE <= PVH_START_INFO);
     assert!(PVH_MODLIST >= PVH_START_INFO + 56);
     assert!(PVH_MODLIST + 32 * MAX_MODULES as u64 <= MEMMAP);
-    assert!(MEMMAP + 24 * MAX_MEMMAP_ENTRIES as u64 <= CMDLINE);
+    assert!(MEMMAP + 24 * MAX_MEMMAP_ENTRIES as u64 <= ZERO_PAGE);
+    assert!(ZERO_PAGE + ZERO_PAGE_SIZE <= BOOT_PML4);
+    assert!(BOOT_PML4 + 0x1000 <= BOOT_PDPT);
+    assert!(BOOT_PDPT + 0x1000 <= BOOT_PD);
+    assert!(BOOT_PD + BOOT_IDENTITY_GIB * 0x1000 <= CMDLINE);
+    assert!(BOOT_IDENTITY_GIB <= 512);
     assert!(CMDLINE + CMDLINE_MAX as u64 <= EBDA_START);
 };
 

@@ -5,10 +5,16 @@
 //! information. The VMM writes a small GDT into guest memory that matches the
 //! segment registers it loads, so a guest that reloads a selector before
 //! installing its own GDT still gets what it had.
+//!
+//! Linux's 64-bit boot protocol enters in long mode instead: paging on with
+//! an identity map the VMM built, `__BOOT_CS` (0x10) a flat 64-bit code
+//! segment, `__BOOT_DS` (0x18) flat data, interrupts off, RSI pointing at
+//! the zero page. It has its own GDT ([`LINUX_GDT_ENTRIES`]) so the PVH one
+//! stays as it is.
 
 use kvm_bindings::{kvm_fpu, kvm_regs, kvm_segment, kvm_sregs};
 
-use super::layout::{BOOT_GDT, BOOT_IDT};
+use super::layout::{BOOT_GDT, BOOT_IDT, LINUX_BOOT_GDT};
 
 /// Selector of the flat 32-bit code segment.
 pub const CODE32_SELECTOR: u16 = 0x08;
@@ -17,8 +23,19 @@ pub const DATA_SELECTOR: u16 = 0x10;
 /// Selector of the boot TSS.
 pub const TSS_SELECTOR: u16 = 0x18;
 
+/// `__BOOT_CS` of Linux's boot protocol: flat 64-bit code.
+pub const LINUX_CODE64_SELECTOR: u16 = 0x10;
+/// `__BOOT_DS`: flat data.
+pub const LINUX_DATA_SELECTOR: u16 = 0x18;
+/// The 64-bit TSS of the Linux boot GDT.
+pub const LINUX_TSS_SELECTOR: u16 = 0x20;
+
 const CR0_PE: u64 = 1;
 const CR0_ET: u64 = 1 << 4;
+const CR0_PG: u64 = 1 << 31;
+const CR4_PAE: u64 = 1 << 5;
+const EFER_LME: u64 = 1 << 8;
+const EFER_LMA: u64 = 1 << 10;
 const RFLAGS_RESERVED: u64 = 1 << 1;
 
 /// Encodes one GDT descriptor. `flags` holds the access byte in bits 0..8 and
@@ -40,6 +57,18 @@ pub const BOOT_GDT_ENTRIES: [u64; 4] = [
     gdt_entry(0xc09b, 0, 0xfffff),
     gdt_entry(0xc093, 0, 0xfffff),
     gdt_entry(0x008b, 0, 0x67),
+];
+
+/// The Linux boot GDT: null, null, 64-bit code (`__BOOT_CS`), data
+/// (`__BOOT_DS`), and a 64-bit TSS (two slots; the upper half, base bits
+/// 32..64, is zero).
+pub const LINUX_GDT_ENTRIES: [u64; 6] = [
+    0,
+    0,
+    gdt_entry(0xa09b, 0, 0xfffff),
+    gdt_entry(0xc093, 0, 0xfffff),
+    gdt_entry(0x008b, 0, 0x67),
+    0,
 ];
 
 /// Decodes a GDT descriptor into the segment register KVM loads.
@@ -94,6 +123,43 @@ pub fn protected_mode_sregs(base: &kvm_sregs) -> kvm_sregs {
     sregs.cr4 = 0;
     sregs.efer = 0;
     sregs
+}
+
+/// Special registers for Linux's 64-bit entry: long mode (CR0 PE|PG, CR4
+/// PAE, EFER LME|LMA) on the identity map whose PML4 is at `pml4`, CS the
+/// 64-bit `__BOOT_CS`, data segments `__BOOT_DS`, TR the 64-bit TSS.
+pub fn long_mode_sregs(base: &kvm_sregs, pml4: u64) -> kvm_sregs {
+    let mut sregs = *base;
+    let code = segment_from_gdt(LINUX_GDT_ENTRIES[2], LINUX_CODE64_SELECTOR);
+    let data = segment_from_gdt(LINUX_GDT_ENTRIES[3], LINUX_DATA_SELECTOR);
+    let tss = segment_from_gdt(LINUX_GDT_ENTRIES[4], LINUX_TSS_SELECTOR);
+    sregs.cs = code;
+    sregs.ds = data;
+    sregs.es = data;
+    sregs.fs = data;
+    sregs.gs = data;
+    sregs.ss = data;
+    sregs.tr = tss;
+    sregs.gdt.base = LINUX_BOOT_GDT;
+    sregs.gdt.limit = (LINUX_GDT_ENTRIES.len() * 8 - 1) as u16;
+    sregs.idt.base = BOOT_IDT;
+    sregs.idt.limit = 7;
+    sregs.cr0 = CR0_PE | CR0_ET | CR0_PG;
+    sregs.cr3 = pml4;
+    sregs.cr4 = CR4_PAE;
+    sregs.efer = EFER_LME | EFER_LMA;
+    sregs
+}
+
+/// General registers for Linux's 64-bit entry at `entry` (load address +
+/// 0x200) with RSI = the zero page.
+pub fn linux64_entry_regs(entry: u64, zero_page: u64) -> kvm_regs {
+    kvm_regs {
+        rip: entry,
+        rsi: zero_page,
+        rflags: RFLAGS_RESERVED,
+        ..Default::default()
+    }
 }
 
 /// General registers for a 32-bit entry at `entry` with EBX = `ebx` (and
@@ -155,6 +221,41 @@ mod tests {
         assert_eq!((regs.rip, regs.rbx), (0x10_0000, 0x6000));
         // IF and VM clear.
         assert_eq!(regs.rflags & ((1 << 9) | (1 << 17)), 0);
+    }
+
+    #[test]
+    fn linux_64_bit_entry_state_is_long_mode_with_boot_cs_and_ds() {
+        let sregs = long_mode_sregs(&kvm_sregs::default(), 0x9000);
+        assert_eq!(sregs.cr0 & (CR0_PE | CR0_PG), CR0_PE | CR0_PG);
+        assert_eq!(sregs.cr4 & CR4_PAE, CR4_PAE);
+        assert_eq!(sregs.efer, EFER_LME | EFER_LMA);
+        assert_eq!(sregs.cr3, 0x9000);
+        // CS: 64-bit code (L=1 requires D=0), selector __BOOT_CS.
+        assert_eq!(
+            (sregs.cs.selector, sregs.cs.l, sregs.cs.db, sregs.cs.type_),
+            (0x10, 1, 0, 0xb)
+        );
+        assert_eq!((sregs.cs.present, sregs.cs.s, sregs.cs.dpl), (1, 1, 0));
+        // Data: __BOOT_DS, flat read/write.
+        for seg in [sregs.ds, sregs.es, sregs.ss, sregs.fs, sregs.gs] {
+            assert_eq!(
+                (seg.selector, seg.base, seg.limit, seg.type_),
+                (0x18, 0, 0xffff_ffff, 0x3)
+            );
+        }
+        // TR: busy 64-bit TSS; the GDT is the Linux one, TSS in two slots.
+        assert_eq!(
+            (sregs.tr.selector, sregs.tr.type_, sregs.tr.s),
+            (0x20, 0xb, 0)
+        );
+        assert_eq!(sregs.gdt.base, LINUX_BOOT_GDT);
+        assert_eq!(sregs.gdt.limit, 47);
+        assert_eq!(LINUX_GDT_ENTRIES[2], 0x00af_9b00_0000_ffff);
+        assert_eq!(LINUX_GDT_ENTRIES[3], 0x00cf_9300_0000_ffff);
+        assert_eq!(LINUX_GDT_ENTRIES[5], 0);
+        let regs = linux64_entry_regs(0x10_0200, 0x8000);
+        assert_eq!((regs.rip, regs.rsi), (0x10_0200, 0x8000));
+        assert_eq!(regs.rflags, 2);
     }
 
     #[test]

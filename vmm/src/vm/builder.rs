@@ -19,9 +19,12 @@ use vmm_sys_util::eventfd::EventFd;
 
 use crate::arch::acpi::{self, AcpiError, AcpiTables};
 use crate::arch::cpuid::{self, CpuidPolicy};
-use crate::arch::layout::{BOOT_GDT, KVM_IDENTITY_MAP, KVM_TSS, LayoutError, MIB, MemoryLayout};
+use crate::arch::layout::{
+    BOOT_GDT, BOOT_PML4, KVM_IDENTITY_MAP, KVM_TSS, LayoutError, MIB, MemoryLayout,
+};
 use crate::arch::{msr, regs};
 use crate::boot::image::{self, ImageError};
+use crate::boot::linux::{self, LinuxError};
 use crate::boot::pvh::{self, PvhError};
 use crate::devices::boot_timer::{BootTimer, Milestone};
 use crate::devices::bus::{Bus, BusError};
@@ -31,7 +34,7 @@ use crate::devices::ignored::Ignored;
 use crate::devices::serial::{Console, IrqTrigger, SerialDevice};
 use crate::kvm_flavour::KvmFlavour;
 use crate::vm::control::VmControl;
-use crate::vm::spec::VmSpec;
+use crate::vm::spec::{GuestKind, VmSpec};
 
 /// GSI of COM1.
 pub const COM1_GSI: u32 = 4;
@@ -87,6 +90,12 @@ pub enum BuildError {
     /// The kernel or a module could not be loaded.
     #[error("{0}")]
     Pvh(#[from] PvhError),
+    /// The Linux kernel or its initrd could not be loaded.
+    #[error(transparent)]
+    Linux(#[from] LinuxError),
+    /// A guest kind this build cannot boot.
+    #[error("guest kind {0} is not supported by this coco-vmm yet (coconut and linux are)")]
+    UnsupportedKind(GuestKind),
     /// ACPI tables could not be built.
     #[error("ACPI: {0}")]
     Acpi(#[from] AcpiError),
@@ -131,9 +140,20 @@ pub struct Vm {
     pub(crate) origin: Instant,
 }
 
-/// The command line the guest kernel gets: the VMM's options first, the
-/// user's after them (so the user's win, as later options do on Linux).
+/// The command line the guest kernel gets. Coconut: the VMM's options
+/// first, the user's after them (so the user's win, as later options do on
+/// Linux). Linux: the user's line only, with `console=ttyS0` in front when
+/// it names no `console=` (the `coco.*` options mean nothing to Linux).
 pub fn guest_cmdline(spec: &VmSpec, flavour: KvmFlavour) -> String {
+    if spec.kind == GuestKind::Linux {
+        let user = spec.cmdline.trim();
+        let has_console = user.split_whitespace().any(|w| w.starts_with("console="));
+        return match (has_console, user.is_empty()) {
+            (true, _) => user.to_string(),
+            (false, true) => "console=ttyS0".to_string(),
+            (false, false) => format!("console=ttyS0 {user}"),
+        };
+    }
     let mut line = format!(
         "{}={} {}={}",
         abi_cmdline::SYSCALL_GATE,
@@ -293,12 +313,25 @@ fn configure_lapic_lint(vcpu: &VcpuFd) -> Result<(), BuildError> {
         .map_err(kvm_step("writing the LAPIC"))
 }
 
+/// How the bootstrap processor enters the kernel.
+#[derive(Clone, Copy, Debug)]
+enum Entry {
+    /// PVH: 32-bit protected mode at `entry`, EBX = `start_info`.
+    Pvh { entry: u64, start_info: u64 },
+    /// Linux 64-bit boot protocol: long mode on the identity map at `pml4`,
+    /// RIP = `entry`, RSI = `zero_page`.
+    Linux64 {
+        entry: u64,
+        zero_page: u64,
+        pml4: u64,
+    },
+}
+
 fn create_vcpus(
     kvm: &Kvm,
     vm_fd: &VmFd,
     count: u8,
-    entry: u64,
-    start_info: u64,
+    boot: Entry,
 ) -> Result<Vec<VcpuFd>, BuildError> {
     let supported = kvm
         .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
@@ -351,14 +384,70 @@ fn create_vcpus(
             // Only the bootstrap processor starts at the entry point; the
             // others wait for INIT/SIPI from the guest in the in-kernel LAPIC.
             let sregs = vcpu.get_sregs().map_err(kvm_step("KVM_GET_SREGS"))?;
-            vcpu.set_sregs(&regs::protected_mode_sregs(&sregs))
-                .map_err(kvm_step("KVM_SET_SREGS"))?;
-            vcpu.set_regs(&regs::entry_regs(entry, start_info, 0))
-                .map_err(kvm_step("KVM_SET_REGS"))?;
+            let (sregs, gprs) = match boot {
+                Entry::Pvh { entry, start_info } => (
+                    regs::protected_mode_sregs(&sregs),
+                    regs::entry_regs(entry, start_info, 0),
+                ),
+                Entry::Linux64 {
+                    entry,
+                    zero_page,
+                    pml4,
+                } => (
+                    regs::long_mode_sregs(&sregs, pml4),
+                    regs::linux64_entry_regs(entry, zero_page),
+                ),
+            };
+            vcpu.set_sregs(&sregs).map_err(kvm_step("KVM_SET_SREGS"))?;
+            vcpu.set_regs(&gprs).map_err(kvm_step("KVM_SET_REGS"))?;
         }
         vcpus.push(vcpu);
     }
     Ok(vcpus)
+}
+
+/// The Linux step of the recipe: bzImage at 1 MiB, initrd high, ACPI, then
+/// the zero page, identity map and boot GDT.
+fn load_linux(
+    memory: &GuestMemoryMmap,
+    layout: &MemoryLayout,
+    spec: &VmSpec,
+    kernel: &mut File,
+    modules: &mut [File],
+    cmdline: &str,
+) -> Result<Entry, BuildError> {
+    let loaded = linux::load_kernel(memory, layout, kernel)?;
+    let initrd = match modules.first_mut() {
+        Some(file) => Some(linux::place_initrd(
+            memory,
+            layout,
+            loaded.header.initrd_addr_max,
+            loaded.end,
+            file,
+        )?),
+        None => None,
+    };
+    write_platform_tables(memory, spec.vcpus)?;
+    let zero_page = linux::write_boot_info(
+        memory,
+        &loaded.header,
+        cmdline,
+        initrd,
+        &layout.memory_map(),
+        AcpiTables::rsdp_address(),
+    )?;
+    let entry = linux::entry_point(loaded.load_addr);
+    debug!(
+        entry = format_args!("{entry:#x}"),
+        kernel_end = format_args!("{:#x}", loaded.end),
+        initrd = ?initrd,
+        "Linux kernel loaded (64-bit boot protocol)"
+    );
+    Ok(Entry::Linux64 {
+        entry,
+        zero_page,
+        pml4: BOOT_PML4,
+    })
 }
 
 /// Builds a VM from `spec`. `origin` is the instant boot milestones are
@@ -366,6 +455,9 @@ fn create_vcpus(
 pub fn build_vm(spec: &VmSpec, origin: Instant) -> Result<Vm, BuildError> {
     if spec.vcpus == 0 || spec.vcpus > MAX_VCPUS {
         return Err(BuildError::Vcpus(spec.vcpus));
+    }
+    if !matches!(spec.kind, GuestKind::Coconut | GuestKind::Linux) {
+        return Err(BuildError::UnsupportedKind(spec.kind));
     }
     let layout = MemoryLayout::new(spec.memory_mib.saturating_mul(MIB))?;
     let mut kernel = image::open(&spec.kernel).map_err(|source| BuildError::Image {
@@ -407,30 +499,38 @@ pub fn build_vm(spec: &VmSpec, origin: Instant) -> Result<Vm, BuildError> {
         .map_err(|e| BuildError::Memory(format!("allocating {} MiB: {e}", spec.memory_mib)))?;
     register_memory(&vm_fd, &memory)?;
 
-    let kernel_info = pvh::load_kernel(&memory, &layout, &mut kernel)?;
-    let placed = pvh::place_modules(&memory, &layout, kernel_info.end, &mut modules)?;
-    write_platform_tables(&memory, spec.vcpus)?;
     let cmdline = guest_cmdline(spec, flavour);
-    let start_info = pvh::write_boot_info(
-        &memory,
-        &cmdline,
-        &layout.memory_map(),
-        &placed,
-        AcpiTables::rsdp_address(),
-    )?;
-    debug!(
-        entry = format_args!("{:#x}", kernel_info.entry),
-        kernel_end = format_args!("{:#x}", kernel_info.end),
-        modules = ?placed,
-        "kernel loaded"
-    );
+    let boot = if spec.kind == GuestKind::Linux {
+        load_linux(&memory, &layout, spec, &mut kernel, &mut modules, &cmdline)?
+    } else {
+        let kernel_info = pvh::load_kernel(&memory, &layout, &mut kernel)?;
+        let placed = pvh::place_modules(&memory, &layout, kernel_info.end, &mut modules)?;
+        write_platform_tables(&memory, spec.vcpus)?;
+        let start_info = pvh::write_boot_info(
+            &memory,
+            &cmdline,
+            &layout.memory_map(),
+            &placed,
+            AcpiTables::rsdp_address(),
+        )?;
+        debug!(
+            entry = format_args!("{:#x}", kernel_info.entry),
+            kernel_end = format_args!("{:#x}", kernel_info.end),
+            modules = ?placed,
+            "kernel loaded"
+        );
+        Entry::Pvh {
+            entry: kernel_info.entry,
+            start_info,
+        }
+    };
 
     let control = Arc::new(VmControl::new().map_err(|source| BuildError::Io {
         what: "creating the stop event".into(),
         source,
     })?);
     let devices = create_devices(spec, &vm_fd, &control, origin)?;
-    let vcpus = create_vcpus(&kvm, &vm_fd, spec.vcpus, kernel_info.entry, start_info)?;
+    let vcpus = create_vcpus(&kvm, &vm_fd, spec.vcpus, boot)?;
 
     Ok(Vm {
         name: spec.name.clone(),
@@ -457,6 +557,7 @@ mod tests {
     fn spec(cmdline: &str) -> VmSpec {
         VmSpec {
             name: "w1".into(),
+            kind: GuestKind::Coconut,
             kernel: ImageSource::Builtin("guest-kernel".into()),
             initrd: None,
             cmdline: cmdline.into(),
@@ -476,6 +577,36 @@ mod tests {
         assert_eq!(
             guest_cmdline(&spec("  coco.gate=syscall quiet "), KvmFlavour::Svm),
             "coco.gate=syscall coco.guest=w1 coco.gate=syscall quiet"
+        );
+    }
+
+    #[test]
+    fn linux_cmdline_has_no_coco_options_and_a_console_only_when_missing() {
+        let linux = |line: &str| VmSpec {
+            kind: GuestKind::Linux,
+            ..spec(line)
+        };
+        assert_eq!(guest_cmdline(&linux(""), KvmFlavour::Svm), "console=ttyS0");
+        assert_eq!(
+            guest_cmdline(&linux(" quiet panic=-1 "), KvmFlavour::Svm),
+            "console=ttyS0 quiet panic=-1"
+        );
+        assert_eq!(
+            guest_cmdline(&linux("console=hvc0 quiet"), KvmFlavour::Pvm),
+            "console=hvc0 quiet"
+        );
+    }
+
+    #[test]
+    fn sel4_is_refused_before_touching_kvm() {
+        let s = VmSpec {
+            kind: GuestKind::Sel4,
+            ..spec("")
+        };
+        let err = build_vm(&s, Instant::now()).unwrap_err();
+        assert!(
+            matches!(err, BuildError::UnsupportedKind(GuestKind::Sel4)),
+            "{err}"
         );
     }
 

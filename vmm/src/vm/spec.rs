@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+pub use coco_hive_config::GuestKind;
+
 use crate::boot::image::ImageSource;
 
 /// Everything needed to build one VM.
@@ -10,11 +12,14 @@ use crate::boot::image::ImageSource;
 pub struct VmSpec {
     /// Guest name (console prefix, logs).
     pub name: String,
+    /// Image format and boot protocol: coconut (PVH ELF) or linux (bzImage).
+    pub kind: GuestKind,
     /// The kernel image.
     pub kernel: ImageSource,
     /// The initial ramdisk / module 0.
     pub initrd: Option<ImageSource>,
-    /// Extra command line, appended after the VMM's own options.
+    /// Extra command line, appended after the VMM's own options (coconut);
+    /// the whole command line for Linux guests (see `guest_cmdline`).
     pub cmdline: String,
     /// RAM in MiB.
     pub memory_mib: u64,

@@ -91,6 +91,9 @@ fn run(
     } else {
         Binaries::build(target).context("building coco-vmm")?
     };
+    let bins = bins
+        .stage_l2_linux(target, &cache)
+        .context("staging the L2 Linux guest")?;
     let selected = tenants::select(&bins, names)?;
     let tests: Vec<_> = selected.iter().map(|t| t.test.clone()).collect();
     let opts = TierOptions {
