@@ -100,24 +100,42 @@ pub fn segment_from_gdt(entry: u64, selector: u16) -> kvm_segment {
     }
 }
 
+/// Loads flat segments from a boot GDT at `gdt_base` (`code`, `data` and
+/// `tss` are (entry, selector) pairs from it) and the empty boot IDT.
+fn load_boot_segments(
+    sregs: &mut kvm_sregs,
+    gdt: &[u64],
+    gdt_base: u64,
+    code: (usize, u16),
+    data: (usize, u16),
+    tss: (usize, u16),
+) {
+    let data_seg = segment_from_gdt(gdt[data.0], data.1);
+    sregs.cs = segment_from_gdt(gdt[code.0], code.1);
+    sregs.ds = data_seg;
+    sregs.es = data_seg;
+    sregs.fs = data_seg;
+    sregs.gs = data_seg;
+    sregs.ss = data_seg;
+    sregs.tr = segment_from_gdt(gdt[tss.0], tss.1);
+    sregs.gdt.base = gdt_base;
+    sregs.gdt.limit = (gdt.len() * 8 - 1) as u16;
+    sregs.idt.base = BOOT_IDT;
+    sregs.idt.limit = 7;
+}
+
 /// Special registers for a 32-bit protected-mode entry (PVH, multiboot).
 /// `base` is what KVM returned for the vCPU; only the boot state is replaced.
 pub fn protected_mode_sregs(base: &kvm_sregs) -> kvm_sregs {
     let mut sregs = *base;
-    let code = segment_from_gdt(BOOT_GDT_ENTRIES[1], CODE32_SELECTOR);
-    let data = segment_from_gdt(BOOT_GDT_ENTRIES[2], DATA_SELECTOR);
-    let tss = segment_from_gdt(BOOT_GDT_ENTRIES[3], TSS_SELECTOR);
-    sregs.cs = code;
-    sregs.ds = data;
-    sregs.es = data;
-    sregs.fs = data;
-    sregs.gs = data;
-    sregs.ss = data;
-    sregs.tr = tss;
-    sregs.gdt.base = BOOT_GDT;
-    sregs.gdt.limit = (BOOT_GDT_ENTRIES.len() * 8 - 1) as u16;
-    sregs.idt.base = BOOT_IDT;
-    sregs.idt.limit = 7;
+    load_boot_segments(
+        &mut sregs,
+        &BOOT_GDT_ENTRIES,
+        BOOT_GDT,
+        (1, CODE32_SELECTOR),
+        (2, DATA_SELECTOR),
+        (3, TSS_SELECTOR),
+    );
     sregs.cr0 = CR0_PE | CR0_ET;
     sregs.cr3 = 0;
     sregs.cr4 = 0;
@@ -130,20 +148,14 @@ pub fn protected_mode_sregs(base: &kvm_sregs) -> kvm_sregs {
 /// 64-bit `__BOOT_CS`, data segments `__BOOT_DS`, TR the 64-bit TSS.
 pub fn long_mode_sregs(base: &kvm_sregs, pml4: u64) -> kvm_sregs {
     let mut sregs = *base;
-    let code = segment_from_gdt(LINUX_GDT_ENTRIES[2], LINUX_CODE64_SELECTOR);
-    let data = segment_from_gdt(LINUX_GDT_ENTRIES[3], LINUX_DATA_SELECTOR);
-    let tss = segment_from_gdt(LINUX_GDT_ENTRIES[4], LINUX_TSS_SELECTOR);
-    sregs.cs = code;
-    sregs.ds = data;
-    sregs.es = data;
-    sregs.fs = data;
-    sregs.gs = data;
-    sregs.ss = data;
-    sregs.tr = tss;
-    sregs.gdt.base = LINUX_BOOT_GDT;
-    sregs.gdt.limit = (LINUX_GDT_ENTRIES.len() * 8 - 1) as u16;
-    sregs.idt.base = BOOT_IDT;
-    sregs.idt.limit = 7;
+    load_boot_segments(
+        &mut sregs,
+        &LINUX_GDT_ENTRIES,
+        LINUX_BOOT_GDT,
+        (2, LINUX_CODE64_SELECTOR),
+        (3, LINUX_DATA_SELECTOR),
+        (4, LINUX_TSS_SELECTOR),
+    );
     sregs.cr0 = CR0_PE | CR0_ET | CR0_PG;
     sregs.cr3 = pml4;
     sregs.cr4 = CR4_PAE;
