@@ -5,6 +5,8 @@
 //! `x86_64-unknown-none`) and the host-side VMM compile the very same constants.
 #![no_std]
 
+pub mod syscall;
+
 /// I/O ports of the coco machine (ARCHITECTURE.md §4).
 pub mod ports {
     /// COM1, a 16550 UART (IRQ 4).
@@ -67,6 +69,9 @@ pub mod cmdline {
     /// `coco.selftest=panic|page-fault`: deliberately fail after boot, to
     /// test the kernel's and the VMM's failure paths (see [`crate::Selftest`]).
     pub const SELFTEST: &str = "coco.selftest";
+    /// `coco.test=<name>`: run a named in-kernel device test after boot
+    /// (nested-tier tenants use it; e.g. `edu` drives a passed-through QEMU edu device).
+    pub const TEST: &str = "coco.test";
 }
 
 /// What the kernel does once it is ready (`coco.after=`).
