@@ -10,6 +10,7 @@
 //! kvm-pvm hosts, so the hot paths are O(1) or small loops.
 //!
 //! * [`elf`] — validates a shard's ELF64 image (W^X, user range, alignment).
+//! * [`manifest`] — parses the boot manifest `/boot/shards.toml`.
 //! * [`perms`] — page permissions and the W^X rule.
 #![no_std]
 // Panic-freedom is a contract of this crate: keep it machine-checked.
@@ -32,6 +33,7 @@ extern crate std;
 
 mod bytes;
 pub mod elf;
+pub mod manifest;
 pub mod perms;
 #[cfg(test)]
 mod testutil;
