@@ -10,6 +10,7 @@
 //! kvm-pvm hosts, so the hot paths are O(1) or small loops.
 //!
 //! * [`elf`] — validates a shard's ELF64 image (W^X, user range, alignment).
+//! * [`frames`] — the physical frame allocator (knows which frames are still zero).
 //! * [`manifest`] — parses the boot manifest `/boot/shards.toml`.
 //! * [`perms`] — page permissions and the W^X rule.
 #![no_std]
@@ -33,6 +34,7 @@ extern crate std;
 
 mod bytes;
 pub mod elf;
+pub mod frames;
 pub mod manifest;
 pub mod perms;
 #[cfg(test)]

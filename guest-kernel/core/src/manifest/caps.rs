@@ -123,7 +123,7 @@ pub(super) fn parse(spelling: &str, m: &Manifest<'_>) -> Result<CapSpec, Reason>
                 let end = pages
                     .checked_mul(4096)
                     .and_then(|len| base.checked_add(len));
-                let ok = base.trailing_zeros() >= 12
+                let ok = base & 0xfff == 0
                     && (1..=MMIO_PAGES_MAX).contains(&pages)
                     && end.is_some_and(|e| e <= PHYS_LIMIT);
                 if !ok {
