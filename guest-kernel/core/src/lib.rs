@@ -13,6 +13,7 @@
 //! * [`frames`] — the physical frame allocator (knows which frames are still zero).
 //! * [`manifest`] — parses the boot manifest `/boot/shards.toml`.
 //! * [`perms`] — page permissions and the W^X rule.
+//! * [`vmspace`] — per-shard address-space bookkeeping, `mmap` rules, user-range checks.
 #![no_std]
 // Panic-freedom is a contract of this crate: keep it machine-checked.
 #![cfg_attr(
@@ -39,3 +40,4 @@ pub mod manifest;
 pub mod perms;
 #[cfg(test)]
 mod testutil;
+pub mod vmspace;
