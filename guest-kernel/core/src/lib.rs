@@ -9,6 +9,7 @@
 //! data is bounded. Kernel instructions are emulated (~0.6 µs each) on
 //! kvm-pvm hosts, so the hot paths are O(1) or small loops.
 //!
+//! * [`captable`] — capabilities: grant (needs GRANT), restrict, inspect, cascading revoke.
 //! * [`elf`] — validates a shard's ELF64 image (W^X, user range, alignment).
 //! * [`frames`] — the physical frame allocator (knows which frames are still zero).
 //! * [`manifest`] — parses the boot manifest `/boot/shards.toml`.
@@ -34,6 +35,7 @@
 extern crate std;
 
 mod bytes;
+pub mod captable;
 pub mod elf;
 pub mod frames;
 pub mod manifest;
