@@ -10,6 +10,7 @@
 //! kvm-pvm hosts, so the hot paths are O(1) or small loops.
 //!
 //! * [`captable`] — capabilities: grant (needs GRANT), restrict, inspect, cascading revoke.
+//! * [`channel`] — bounded message queues; full and too-big are errors, nothing is lost.
 //! * [`elf`] — validates a shard's ELF64 image (W^X, user range, alignment).
 //! * [`frames`] — the physical frame allocator (knows which frames are still zero).
 //! * [`manifest`] — parses the boot manifest `/boot/shards.toml`.
@@ -36,6 +37,7 @@ extern crate std;
 
 mod bytes;
 pub mod captable;
+pub mod channel;
 pub mod elf;
 pub mod frames;
 pub mod manifest;
