@@ -15,6 +15,7 @@
 //! * [`frames`] — the physical frame allocator (knows which frames are still zero).
 //! * [`manifest`] — parses the boot manifest `/boot/shards.toml`.
 //! * [`perms`] — page permissions and the W^X rule.
+//! * [`sched`] — four-priority round-robin run queues and wait deadlines.
 //! * [`vmspace`] — per-shard address-space bookkeeping, `mmap` rules, user-range checks.
 #![no_std]
 // Panic-freedom is a contract of this crate: keep it machine-checked.
@@ -42,6 +43,7 @@ pub mod elf;
 pub mod frames;
 pub mod manifest;
 pub mod perms;
+pub mod sched;
 #[cfg(test)]
 mod testutil;
 pub mod vmspace;
