@@ -183,3 +183,31 @@ pub fn mapped_bytes() -> u64 {
     let h = HEAP.lock();
     h.end.saturating_sub(crate::info::info().heap_start)
 }
+
+/// Maps `pages` fresh zeroed pages at the heap's end and hands them out
+/// whole: afterwards the heap ends exactly at the slice's end, so the next
+/// page is unmapped until the heap grows again. For shards that need page
+/// granular memory or, like the fuzz shard, a known mapped/unmapped boundary.
+pub fn tail_pages(pages: u64) -> Result<&'static mut [u8], coconut_abi::syscall::Error> {
+    use coconut_abi::syscall::Error;
+    if pages == 0 || pages > coconut_abi::syscall::MMAP_PAGES_MAX {
+        return Err(Error::InvalidArgument);
+    }
+    let mut h = HEAP.lock();
+    h.init();
+    let start = h.end;
+    crate::sys::mmap(start, pages)?;
+    h.end = start + pages * PAGE;
+    h.bump = h.end;
+    let len = usize::try_from(pages * PAGE).map_err(|_| Error::InvalidArgument)?;
+    // SAFETY: the kernel just mapped these pages R+W for this shard; the
+    // allocator's bump now lies past them, so nothing else hands them out.
+    Ok(unsafe { core::slice::from_raw_parts_mut(start as *mut u8, len) })
+}
+
+/// The heap's current end (the first unmapped address above it).
+pub fn end() -> u64 {
+    let mut h = HEAP.lock();
+    h.init();
+    h.end
+}
