@@ -73,16 +73,14 @@ pub fn serial(f: &mut Fuzz) {
         raw(nr::SERIAL_WRITE, ok, 0, 0, 0),
         &[InvalidArgument],
     );
-    if let Some((start, _)) = boundary(f) {
-        // 4097 readable bytes: the scratch page plus part of the next one.
-        if let Some((next, _)) = boundary(f) {
-            let base = if next == start + PAGE { start } else { next };
-            f.err(
-                "serial_write/len-4097",
-                raw(nr::SERIAL_WRITE, base, 4097, 0, 0),
-                &[InvalidArgument, BadAddress],
-            );
-        }
+    // 4097 readable bytes (two fresh pages), so only the length is wrong.
+    match heap::tail_pages(2) {
+        Ok(pages) => f.err(
+            "serial_write/len-4097",
+            raw(nr::SERIAL_WRITE, pages.as_ptr() as u64, 4097, 0, 0),
+            &[InvalidArgument],
+        ),
+        Err(e) => f.err("serial_write/len-4097", Err(e), &[]),
     }
     f.err(
         "serial_write/null",
@@ -190,10 +188,11 @@ pub fn fs(f: &mut Fuzz) {
             &[BadAddress],
         );
     }
+    let mut scratch = [0u8; 16];
     for fd in [FD_SLOTS as u64 - 1, FD_SLOTS as u64, 1000, u64::MAX] {
         f.err(
             "fs_read/bad-fd",
-            raw(nr::FS_READ, fd, 0, 0, 0),
+            sys::fs_read(fd, &mut scratch),
             &[BadHandle],
         );
     }
