@@ -258,6 +258,37 @@ fn stage_rootfs(manifest_dir: &Path, out: &Path, shards: &[(String, PathBuf)]) -
     stage
 }
 
+/// Checks the staged tree with the kernel's own validators: every shard ELF
+/// passes `coconut_core::elf::parse` (W^X, page-aligned segments in user
+/// space), and every `/boot/*.toml` manifest parses and names shard files
+/// that exist.
+fn validate(stage: &Path, shards: &[(String, PathBuf)]) {
+    for (name, elf) in shards {
+        let bytes = std::fs::read(elf).unwrap_or_else(|e| panic!("{}: {e}", elf.display()));
+        if let Err(e) = coconut_core::elf::parse(&bytes) {
+            panic!("shard {name} ({}) is not loadable: {e}", elf.display());
+        }
+    }
+    for entry in read_dir_sorted(&stage.join("boot")) {
+        if entry.extension().is_none_or(|x| x != "toml") {
+            continue;
+        }
+        let text = std::fs::read(&entry).unwrap_or_else(|e| panic!("{}: {e}", entry.display()));
+        let manifest = coconut_core::manifest::parse(&text)
+            .unwrap_or_else(|e| panic!("manifest {}: {e}", entry.display()));
+        for shard in manifest.shards() {
+            let file = stage.join(shard.path.trim_start_matches('/'));
+            assert!(
+                file.is_file(),
+                "manifest {}: shard {} names {}, which the ramdisk does not have",
+                entry.display(),
+                shard.name,
+                shard.path
+            );
+        }
+    }
+}
+
 fn build_ramdisk(rootfs: &Path, out: &Path) -> PathBuf {
     // coco-mkext2 stamps SOURCE_DATE_EPOCH into the image when it is set.
     println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
@@ -283,5 +314,6 @@ fn main() {
     let mut shards = build_rust_shards(&root, &out);
     shards.extend(build_c_shards(&root, &out));
     let rootfs = stage_rootfs(&manifest_dir, &out, &shards);
+    validate(&rootfs, &shards);
     build_ramdisk(&rootfs, &out);
 }
