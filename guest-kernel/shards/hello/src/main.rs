@@ -1,5 +1,6 @@
 //! hello: the smallest useful shard. Prints who it is (id, name, priority,
-//! arguments), shows that the heap works, and exits 0.
+//! arguments), shows that the heap works, and exits 0 (or panics when its
+//! args are `panic`, to test the runtime's panic path).
 #![no_std]
 #![no_main]
 
@@ -17,6 +18,10 @@ fn main() -> u64 {
     );
     if !info::args().is_empty() {
         println!("hello: args: {}", info::args());
+    }
+    // `args = "panic"` exercises the runtime's panic path (message, exit 101).
+    if info::args() == "panic" {
+        panic!("asked to panic by its args");
     }
     // One allocation from each allocator path: a small class and pages.
     let words: Vec<String> = ["coconut", "shards", "say", "hi"]
