@@ -56,6 +56,11 @@ pub mod exit {
     pub const KERNEL_PANIC: u8 = 0x70;
     /// The boot information handed over by the loader was unusable.
     pub const BAD_BOOT_INFO: u8 = 0x71;
+    /// Every shard ended, but at least one exited non-zero or was killed
+    /// (the profiling table on COM1 says which).
+    pub const SHARD_FAILED: u8 = 0x72;
+    /// The boot manifest or a shard it names could not be loaded.
+    pub const BAD_MANIFEST: u8 = 0x73;
 }
 
 /// Options the VMM passes to the guest kernel on its command line.
@@ -72,6 +77,12 @@ pub mod cmdline {
     /// `coco.test=<name>`: run a named in-kernel device test after boot
     /// (nested-tier tenants use it; e.g. `edu` drives a passed-through QEMU edu device).
     pub const TEST: &str = "coco.test";
+    /// `coco.tsc_khz=<N>`: the vCPU's TSC frequency in kHz (the VMM reads
+    /// it with KVM_GET_TSC_KHZ); the kernel's clock and timer use it.
+    pub const TSC_KHZ: &str = "coco.tsc_khz";
+    /// `coco.manifest=<path>`: the boot manifest in the ramdisk (default
+    /// `/boot/shards.toml`), so tests can pick a scenario.
+    pub const MANIFEST: &str = "coco.manifest";
 }
 
 /// What the kernel does once it is ready (`coco.after=`).

@@ -17,10 +17,8 @@ pub const KERNEL_CS: u16 = 0x08;
 /// Kernel data/stack selector.
 pub const KERNEL_DS: u16 = 0x10;
 /// User data/stack selector (RPL 3).
-#[allow(dead_code, reason = "ring 3 arrives with the first shard")]
 pub const USER_DS: u16 = 0x18 | 3;
 /// User 64-bit code selector (RPL 3).
-#[allow(dead_code, reason = "ring 3 arrives with the first shard")]
 pub const USER_CS: u16 = 0x20 | 3;
 /// Task state segment selector.
 pub const TSS_SEL: u16 = 0x28;
@@ -52,6 +50,8 @@ struct Tss([u32; 26]);
 /// Bytes of the architectural TSS (the struct is padded to its alignment).
 const TSS_SIZE: usize = 26 * 4;
 const _: () = assert!(size_of::<Tss>() >= TSS_SIZE);
+/// Word index of RSP0 (byte offset 4).
+const TSS_RSP0: usize = 1;
 /// Word index of IST1 (byte offset 36).
 const TSS_IST1: usize = 9;
 /// Word holding the I/O map base (byte offset 102, the high half of word 25).
@@ -83,5 +83,17 @@ pub fn init(df_stack_top: u64) {
         gdt.add(usize::from(TSS_SEL / 8)).write(low);
         gdt.add(usize::from(TSS_SEL / 8) + 1).write(high);
         asm!("ltr {0:x}", in(reg) TSS_SEL, options(nostack, preserves_flags));
+    }
+}
+
+/// Sets TSS.RSP0, the stack the CPU switches to on an interrupt or
+/// exception from ring 3 (the end of the running shard's save area).
+pub fn set_rsp0(rsp0: u64) {
+    let tss = &raw mut TSS as *mut u32;
+    // SAFETY: words 1 and 2 are inside the TSS; single CPU, interrupts off,
+    // and the CPU reads RSP0 only on the next ring-3 → ring-0 transition.
+    unsafe {
+        tss.add(TSS_RSP0).write(rsp0 as u32);
+        tss.add(TSS_RSP0 + 1).write((rsp0 >> 32) as u32);
     }
 }

@@ -1,14 +1,30 @@
-//! CPU exceptions (vectors 0–31): every one is fatal during boot. The stub
-//! prints `panic: exception <n> (<name>) at rip=0x… err=0x… cr2=0x…` on COM1
-//! and ends the VM with `exit::KERNEL_PANIC`.
+//! The interrupt descriptor table and every way into the kernel.
 //!
-//! The 32 entry stubs are 16 bytes apart in one block, each pushing a zero
-//! error code where the CPU pushes none, then the vector, so the Rust handler
-//! sees one frame layout. A double fault (#DF) switches to its own stack
-//! (IST1, see gdt.rs), which is what makes a boot-stack overflow into the
-//! guard page reportable.
+//! One kernel stack (Hubris/seL4 style): TSS.RSP0 points at the END of the
+//! running shard's register save area ([`SaveArea`], in its control block),
+//! so an exception or interrupt from ring 3 makes the CPU push the iret
+//! frame straight into that save area; the entry stub pushes an error code
+//! (0 when the CPU pushes none), the vector and the 15 general registers
+//! below it, and the shard's whole state is saved without a copy. Then the
+//! stub switches to the one kernel stack and calls [`crate::kernel::trap`],
+//! which returns the save area of the shard to run next; `resume_user` pops
+//! it and leaves with `iretq` (never `sysretq`: it is fatal on kvm-pvm).
 //!
-//! Interrupt gates are used (IF cleared on entry); nothing returns.
+//! The `syscall` gate (hardware KVM, `coco.gate=syscall`): `syscall_entry`
+//! is LSTAR. It runs in ring 0 on the user stack with IF cleared by SFMASK,
+//! keeps the user RSP in a static (only the boot CPU runs), switches to the
+//! save area like the CPU would and builds the same frame (return RIP from
+//! RCX, RFLAGS from R11, vector [`SYSCALL_VECTOR`]).
+//!
+//! The trap gate (kvm-pvm, `coco.gate=trap`): `syscall` reaches LSTAR still
+//! in ring 3; LSTAR's page is supervisor-only, so it takes #PF with RIP ==
+//! LSTAR, which arrives through the exception path above; the kernel treats
+//! that as the system call.
+//!
+//! From ring 0 (the idle loop's `sti; hlt`): the timer interrupt is handled
+//! on the current stack and returns with `iretq`; any exception is a kernel
+//! bug and ends the VM with `panic: exception <n> (<name>) at rip=0x…
+//! err=0x… cr2=0x…` and `exit::KERNEL_PANIC`. A double fault runs on IST1.
 
 use core::arch::{asm, global_asm};
 use core::mem::size_of;
@@ -21,102 +37,263 @@ use crate::{cpu, gdt, serial::out};
 const DOUBLE_FAULT: usize = 8;
 /// Distance between entry stubs (`.balign 16` in the block).
 const STUB_STRIDE: u64 = 16;
-const VECTORS: usize = 32;
+/// Stubs in the block: the 32 exceptions and the timer.
+const STUBS: usize = 33;
+/// The local APIC timer's vector.
+pub const TIMER_VECTOR: u64 = 32;
+/// The local APIC's spurious-interrupt vector (its stub only returns).
+pub const SPURIOUS_VECTOR: u64 = 0xff;
+/// The pseudo-vector the `syscall` stub records.
+pub const SYSCALL_VECTOR: u64 = 0x100;
+
+/// A shard's registers as the entry path saves them (lowest address first).
+#[repr(C, align(16))]
+#[derive(Clone, Copy, Debug, Default)]
+#[allow(missing_docs, reason = "register names")]
+pub struct SaveArea {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rbp: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub rcx: u64,
+    pub rbx: u64,
+    pub rax: u64,
+    /// Exception vector, [`TIMER_VECTOR`] or [`SYSCALL_VECTOR`].
+    pub vector: u64,
+    /// The CPU's error code (0 when it pushes none).
+    pub error: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+
+// The stubs below hard-code this layout: 15 registers, vector, error, then
+// the CPU's frame; RSP0 must stay 16-aligned, so the size must be too.
+const _: () = assert!(size_of::<SaveArea>() == 22 * 8 && size_of::<SaveArea>() % 16 == 0);
+
+/// The user RSP while the `syscall` stub switches stacks.
+#[unsafe(no_mangle)]
+static mut SYSCALL_USER_RSP: u64 = 0;
+/// Mirror of TSS.RSP0 for the `syscall` stub (which the CPU does not switch).
+#[unsafe(no_mangle)]
+static mut CURRENT_RSP0: u64 = 0;
 
 global_asm!(
     r#"
-    .macro exception_stub vector, has_error
+    .macro entry_stub vector, has_error
     .balign 16
     .if \has_error == 0
     pushq $0
     .endif
     pushq $\vector
-    jmp exception_common
+    jmp trap_common
     .endm
 
-    .section .text.exception_stubs, "ax", @progbits
+    .section .text.entry_stubs, "ax", @progbits
     .balign 16
-    .globl exception_stubs
-exception_stubs:
-    exception_stub 0, 0
-    exception_stub 1, 0
-    exception_stub 2, 0
-    exception_stub 3, 0
-    exception_stub 4, 0
-    exception_stub 5, 0
-    exception_stub 6, 0
-    exception_stub 7, 0
-    exception_stub 8, 1
-    exception_stub 9, 0
-    exception_stub 10, 1
-    exception_stub 11, 1
-    exception_stub 12, 1
-    exception_stub 13, 1
-    exception_stub 14, 1
-    exception_stub 15, 0
-    exception_stub 16, 0
-    exception_stub 17, 1
-    exception_stub 18, 0
-    exception_stub 19, 0
-    exception_stub 20, 0
-    exception_stub 21, 1
-    exception_stub 22, 0
-    exception_stub 23, 0
-    exception_stub 24, 0
-    exception_stub 25, 0
-    exception_stub 26, 0
-    exception_stub 27, 0
-    exception_stub 28, 0
-    exception_stub 29, 1
-    exception_stub 30, 1
-    exception_stub 31, 0
+    .globl entry_stubs
+entry_stubs:
+    entry_stub 0, 0
+    entry_stub 1, 0
+    entry_stub 2, 0
+    entry_stub 3, 0
+    entry_stub 4, 0
+    entry_stub 5, 0
+    entry_stub 6, 0
+    entry_stub 7, 0
+    entry_stub 8, 1
+    entry_stub 9, 0
+    entry_stub 10, 1
+    entry_stub 11, 1
+    entry_stub 12, 1
+    entry_stub 13, 1
+    entry_stub 14, 1
+    entry_stub 15, 0
+    entry_stub 16, 0
+    entry_stub 17, 1
+    entry_stub 18, 0
+    entry_stub 19, 0
+    entry_stub 20, 0
+    entry_stub 21, 1
+    entry_stub 22, 0
+    entry_stub 23, 0
+    entry_stub 24, 0
+    entry_stub 25, 0
+    entry_stub 26, 0
+    entry_stub 27, 0
+    entry_stub 28, 0
+    entry_stub 29, 1
+    entry_stub 30, 1
+    entry_stub 31, 0
+    entry_stub {timer}, 0
     /* Each stub is at most 9 bytes, so `.balign 16` puts stub n at 16 * n. */
 
-exception_common:
-    /* RSP points at the frame: vector, error, rip, cs, rflags, rsp, ss. */
-    movq %rsp, %rdi
-    andq $-16, %rsp
-    call {handler}
-1:  cli
-    hlt
-    jmp 1b
+    .balign 16
+    .globl spurious_entry
+spurious_entry:
+    iretq
 
-    .purgem exception_stub
+    /* LSTAR. Ring 0 (hardware gate), user RSP, IF clear. */
+    .balign 16
+    .globl syscall_entry
+syscall_entry:
+    movq %rsp, SYSCALL_USER_RSP(%rip)
+    movq CURRENT_RSP0(%rip), %rsp
+    pushq ${user_ds}
+    pushq SYSCALL_USER_RSP(%rip)
+    pushq %r11
+    pushq ${user_cs}
+    pushq %rcx
+    pushq $0
+    pushq ${syscall_vector}
+    jmp save_user
+
+trap_common:
+    /* RSP: vector, error, rip, cs, rflags, rsp, ss. */
+    testb $3, 24(%rsp)
+    jz from_kernel
+save_user:
+    pushq %rax
+    pushq %rbx
+    pushq %rcx
+    pushq %rdx
+    pushq %rsi
+    pushq %rdi
+    pushq %rbp
+    pushq %r8
+    pushq %r9
+    pushq %r10
+    pushq %r11
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    /* Ring 3 may leave DF set; the kernel's Rust code needs it clear. */
+    cld
+    movq %rsp, %rdi
+    leaq __boot_stack_top(%rip), %rsp
+    call {trap}
+    movq %rax, %rdi
+    .globl resume_user
+resume_user:
+    /* RDI: the save area to resume (already sanitised by the kernel). */
+    movq %rdi, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %r11
+    popq %r10
+    popq %r9
+    popq %r8
+    popq %rbp
+    popq %rdi
+    popq %rsi
+    popq %rdx
+    popq %rcx
+    popq %rbx
+    popq %rax
+    addq $16, %rsp
+    iretq
+
+from_kernel:
+    pushq %rax
+    pushq %rbx
+    pushq %rcx
+    pushq %rdx
+    pushq %rsi
+    pushq %rdi
+    pushq %rbp
+    pushq %r8
+    pushq %r9
+    pushq %r10
+    pushq %r11
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, %rdi
+    movq %rsp, %rbx
+    andq $-16, %rsp
+    call {kernel_trap}
+    movq %rbx, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %r11
+    popq %r10
+    popq %r9
+    popq %r8
+    popq %rbp
+    popq %rdi
+    popq %rsi
+    popq %rdx
+    popq %rcx
+    popq %rbx
+    popq %rax
+    addq $16, %rsp
+    iretq
+
+    .purgem entry_stub
     .text
     "#,
-    handler = sym exception_entry,
+    timer = const TIMER_VECTOR,
+    user_ds = const gdt::USER_DS,
+    user_cs = const gdt::USER_CS,
+    syscall_vector = const SYSCALL_VECTOR,
+    trap = sym crate::kernel::trap,
+    kernel_trap = sym trap_from_kernel,
     options(att_syntax)
 );
 
 unsafe extern "C" {
     /// The block of entry stubs (code, not callable from Rust).
-    fn exception_stubs();
+    fn entry_stubs();
+    /// The spurious-interrupt stub.
+    fn spurious_entry();
+    /// LSTAR.
+    fn syscall_entry();
+    /// Pops a save area and `iretq`s to ring 3 (RDI = the save area).
+    fn resume_user(save: *const SaveArea) -> !;
 }
 
-/// What the stub leaves on the stack (the CPU pushes rip..ss; vectors 8,
-/// 10–14, 17, 21, 29 and 30 come with an error code, the stub pushes 0 for
-/// the others).
-#[repr(C)]
-#[derive(Debug)]
-#[allow(
-    dead_code,
-    reason = "the layout is the CPU's; the report uses some fields"
-)]
-struct ExceptionFrame {
-    vector: u64,
-    error: u64,
-    rip: u64,
-    cs: u64,
-    rflags: u64,
-    rsp: u64,
-    ss: u64,
+/// The address of the `syscall` entry (LSTAR).
+pub fn syscall_entry_address() -> u64 {
+    syscall_entry as *const () as u64
 }
 
-/// 32 gates of two words each.
+/// Points RSP0 (and the `syscall` stub's mirror of it) at the end of `save`.
+pub fn set_save_area(save: *mut SaveArea) {
+    let end = save as u64 + size_of::<SaveArea>() as u64;
+    gdt::set_rsp0(end);
+    // SAFETY: single CPU, interrupts off; the stub reads it on the next entry.
+    unsafe { CURRENT_RSP0 = end };
+}
+
+/// Enters ring 3 with the registers in `save` (sanitised by the caller).
+pub fn enter_user(save: *const SaveArea) -> ! {
+    // SAFETY: `save` holds a complete frame with user selectors, a canonical
+    // user RIP and safe RFLAGS (the kernel sanitises every frame it resumes);
+    // the active CR3 maps the shard and the kernel half.
+    unsafe { resume_user(save) }
+}
+
+/// 256 gates of two words each.
 #[repr(C, align(16))]
-struct Idt([u64; 2 * VECTORS]);
+struct Idt([u64; 512]);
 
-static mut IDT: Idt = Idt([0; 2 * VECTORS]);
+static mut IDT: Idt = Idt([0; 512]);
 
 /// The operand of `lidt`.
 #[repr(C, packed)]
@@ -125,36 +302,47 @@ struct DescriptorPointer {
     base: u64,
 }
 
-/// Fills the IDT with the exception stubs and loads it.
-pub fn init() {
-    let stubs = exception_stubs as *const () as u64;
-    let idt = &raw mut IDT as *mut u64;
-    for vector in 0..VECTORS {
-        let handler = stubs + vector as u64 * STUB_STRIDE;
-        let ist: u64 = if vector == DOUBLE_FAULT { 1 } else { 0 };
-        // Present, DPL 0, 64-bit interrupt gate.
-        let low = (handler & 0xffff)
-            | (u64::from(gdt::KERNEL_CS) << 16)
-            | (ist << 32)
-            | (0x8e << 40)
-            | (((handler >> 16) & 0xffff) << 48);
-        let high = handler >> 32;
-        // SAFETY: 2 * vector + 1 < 2 * VECTORS; the IDT is not loaded yet.
-        unsafe {
-            idt.add(2 * vector).write(low);
-            idt.add(2 * vector + 1).write(high);
-        }
+fn set_gate(idt: *mut u64, vector: usize, handler: u64, ist: u64) {
+    // Present, DPL 0, 64-bit interrupt gate (IF cleared on entry).
+    let low = (handler & 0xffff)
+        | (u64::from(gdt::KERNEL_CS) << 16)
+        | (ist << 32)
+        | (0x8e << 40)
+        | (((handler >> 16) & 0xffff) << 48);
+    let high = handler >> 32;
+    // SAFETY: vector < 256, so both words are inside the 512-word table,
+    // which is not loaded yet while `init` fills it.
+    unsafe {
+        idt.add(2 * vector).write(low);
+        idt.add(2 * vector + 1).write(high);
     }
+}
+
+/// Fills the IDT with the entry stubs and loads it.
+pub fn init() {
+    let stubs = entry_stubs as *const () as u64;
+    let idt = &raw mut IDT as *mut u64;
+    for vector in 0..STUBS {
+        let ist: u64 = if vector == DOUBLE_FAULT { 1 } else { 0 };
+        set_gate(idt, vector, stubs + vector as u64 * STUB_STRIDE, ist);
+    }
+    set_gate(
+        idt,
+        SPURIOUS_VECTOR as usize,
+        spurious_entry as *const () as u64,
+        0,
+    );
     let pointer = DescriptorPointer {
         limit: (size_of::<Idt>() - 1) as u16,
         base: idt as u64,
     };
-    // SAFETY: the table holds valid gates to stubs that never return.
+    // SAFETY: the table holds valid gates to the stubs above.
     unsafe {
         asm!("lidt [{}]", in(reg) &raw const pointer, options(readonly, nostack, preserves_flags))
     };
 }
 
+/// The name of an exception vector in kernel panic reports.
 fn name(vector: u64) -> &'static str {
     match vector {
         0 => "divide error",
@@ -185,8 +373,13 @@ fn name(vector: u64) -> &'static str {
     }
 }
 
-/// Called by `exception_common` with the frame the stub built.
-extern "C" fn exception_entry(frame: &ExceptionFrame) -> ! {
+/// Entries while the CPU was in ring 0: the timer during idle returns; any
+/// exception is a kernel bug.
+extern "C" fn trap_from_kernel(frame: &SaveArea) {
+    if frame.vector == TIMER_VECTOR {
+        crate::kernel::timer_in_idle();
+        return;
+    }
     let cr2 = cpu::cr2();
     out()
         .s("panic: exception ")

@@ -21,9 +21,14 @@ mod acpi;
 mod boot;
 mod bytes;
 mod cpu;
+mod elf;
 mod ext2;
+mod frames;
 mod gdt;
 mod idt;
+mod kernel;
+mod loader;
+mod manifest;
 mod memmap;
 mod paging;
 mod panic;
@@ -31,6 +36,11 @@ mod physmem;
 mod pvh;
 mod report;
 mod serial;
+mod shard;
+mod start;
+mod syscalls;
+mod timer;
+mod uspace;
 
 use coconut_abi::{After, Selftest, exit, milestone};
 
@@ -65,6 +75,7 @@ extern "C" fn kmain(start_info_phys: u32) -> ! {
         }
         None => {}
     }
+    start::shards(&options);
     match options.after {
         After::Exit => cpu::exit(exit::SUCCESS),
         After::Halt => {

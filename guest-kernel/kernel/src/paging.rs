@@ -35,16 +35,37 @@ pub const KERNEL_VIRT_OFFSET: u64 = 0xffff_ffff_8000_0000;
 pub const DIRECT_MAP_BASE: u64 = 0xffff_8000_0000_0000;
 /// Physical bytes the direct map can reach (four page directories).
 pub const DIRECT_MAP_SIZE: u64 = 4 << 30;
+/// Virtual address of physical address 0 in the writable frame window
+/// (PML4[257]): RAM the frame allocator owns, mapped read-write, no-execute,
+/// so the kernel can fill page tables and shard pages.
+pub const WINDOW_BASE: u64 = 0xffff_8080_0000_0000;
+/// Virtual address of the device page table (kernel PDPT[511]): one 4 KiB
+/// slot per device register page the kernel itself uses (the local APIC).
+pub const DEVICE_BASE: u64 = 0xffff_ffff_c000_0000;
 
-const PAGE_SIZE: u64 = 4096;
-const LARGE_PAGE_SIZE: u64 = 2 << 20;
+/// Bytes of a small page.
+pub const PAGE_SIZE: u64 = 4096;
+/// Bytes of a large page.
+pub const LARGE_PAGE_SIZE: u64 = 2 << 20;
 
-const PRESENT: u64 = 1 << 0;
-const WRITABLE: u64 = 1 << 1;
-const LARGE: u64 = 1 << 7;
-const NO_EXECUTE: u64 = 1 << 63;
+/// Page-table entry bits.
+pub const PRESENT: u64 = 1 << 0;
+/// Writable.
+pub const WRITABLE: u64 = 1 << 1;
+/// Reachable from ring 3.
+pub const USER: u64 = 1 << 2;
+/// Write-through (with [`CACHE_DISABLE`]: uncached, for device registers).
+pub const WRITE_THROUGH: u64 = 1 << 3;
+/// Cache disable.
+pub const CACHE_DISABLE: u64 = 1 << 4;
+/// A 2 MiB leaf in a page directory.
+pub const LARGE: u64 = 1 << 7;
+/// No-execute.
+pub const NO_EXECUTE: u64 = 1 << 63;
+/// The physical-address bits of an entry.
+pub const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
 /// Flags of an entry pointing at a lower-level table (the leaves restrict).
-const TABLE: u64 = PRESENT | WRITABLE;
+pub const TABLE: u64 = PRESENT | WRITABLE;
 
 const fn pml4_index(va: u64) -> u64 {
     (va >> 39) & 511
@@ -68,7 +89,8 @@ boot_pml4:
     .quad (boot_identity_pdpt - ({kvo})) + {table}
     .fill 255, 8, 0
     .quad (direct_pdpt - ({kvo})) + {table}
-    .fill 254, 8, 0
+    .quad (window_pdpt - ({kvo})) + {table}
+    .fill 253, 8, 0
     .quad (kernel_pdpt - ({kvo})) + {table}
 
 boot_identity_pdpt:
@@ -78,7 +100,26 @@ boot_identity_pdpt:
 kernel_pdpt:
     .fill 510, 8, 0
     .quad (kernel_pd - ({kvo})) + {table}
-    .quad 0
+    .quad (device_pd - ({kvo})) + {table}
+
+window_pdpt:
+    .quad (window_pd - ({kvo})) + {table}
+    .quad (window_pd + 0x1000 - ({kvo})) + {table}
+    .quad (window_pd + 0x2000 - ({kvo})) + {table}
+    .quad (window_pd + 0x3000 - ({kvo})) + {table}
+    .fill 508, 8, 0
+
+device_pd:
+    .quad (device_pt - ({kvo})) + {table}
+    .fill 511, 8, 0
+
+    .globl device_pt
+device_pt:
+    .fill 512, 8, 0
+
+    .globl window_pd
+window_pd:
+    .fill 2048, 8, 0
 
 direct_pdpt:
     .quad (direct_pd - ({kvo})) + {table}
@@ -114,6 +155,8 @@ unsafe extern "C" {
     static mut kernel_pd: [u64; 512];
     static mut kernel_pt: [u64; 512];
     static mut direct_pd: [u64; 2048];
+    static mut window_pd: [u64; 2048];
+    static mut device_pt: [u64; 512];
 
     // Linker-script symbols (only their addresses mean anything).
     static __text_start: u8;
@@ -220,4 +263,65 @@ pub unsafe fn map_phys(paddr: u64, len: u64) -> Option<&'static [u8]> {
     // SAFETY: every page of the range is mapped (above) and stays mapped (the
     // direct map is never torn down); the caller guarantees no writers.
     Some(unsafe { core::slice::from_raw_parts(ptr, len as usize) })
+}
+
+/// The physical address of the kernel's own PML4 (the one without shards);
+/// every shard PML4 copies its upper half.
+pub fn kernel_pml4_phys() -> u64 {
+    kernel_phys(&raw const boot_pml4 as u64)
+}
+
+/// The kernel's PML4 entries 256..512 (the shared kernel half).
+pub fn kernel_half() -> &'static [u64] {
+    // SAFETY: boot_pml4 is static; after `init` its upper half is only read
+    // (the entries point at static lower-level tables that never move).
+    let all: &[u64; 512] = unsafe { &*(&raw const boot_pml4) };
+    &all[256..]
+}
+
+/// Maps `[paddr, paddr + len)` read-write into the frame window (2 MiB
+/// pages) and returns `false` if the window does not reach that far.
+pub fn window_map(paddr: u64, len: u64) -> bool {
+    let Some(end) = paddr.checked_add(len) else {
+        return false;
+    };
+    if end > DIRECT_MAP_SIZE {
+        return false;
+    }
+    if len == 0 {
+        return true;
+    }
+    let pd = &raw mut window_pd as *mut u64;
+    for frame in paddr / LARGE_PAGE_SIZE..=(end - 1) / LARGE_PAGE_SIZE {
+        // SAFETY: frame < 2048 (checked above); single CPU, interrupts off.
+        unsafe {
+            let slot = pd.add(frame as usize);
+            if slot.read() == 0 {
+                slot.write((frame * LARGE_PAGE_SIZE) | PRESENT | WRITABLE | LARGE | NO_EXECUTE);
+                cpu::invlpg(WINDOW_BASE + frame * LARGE_PAGE_SIZE);
+            }
+        }
+    }
+    true
+}
+
+/// The window address of physical `paddr` (mapped by [`window_map`]).
+pub fn window(paddr: u64) -> *mut u8 {
+    (WINDOW_BASE + paddr) as *mut u8
+}
+
+/// Maps one device register page uncached at slot `slot` of the device
+/// table and returns its virtual address.
+pub fn map_device_page(slot: usize, paddr: u64) -> u64 {
+    let slot = slot % 512;
+    let va = DEVICE_BASE + slot as u64 * PAGE_SIZE;
+    // SAFETY: slot < 512; the device table is only written here, with
+    // interrupts off on the only running CPU.
+    unsafe {
+        (&raw mut device_pt as *mut u64).add(slot).write(
+            (paddr & ADDR_MASK) | PRESENT | WRITABLE | WRITE_THROUGH | CACHE_DISABLE | NO_EXECUTE,
+        );
+    }
+    cpu::invlpg(va);
+    va
 }

@@ -34,13 +34,28 @@ const MAX_MODULES: u32 = 64;
 /// Longest command line read.
 const MAX_CMDLINE: u64 = 4096;
 
-/// Boot options read from the command line, for `kmain` to act on.
+/// Most RAM ranges handed to the frame allocator.
+pub const MAX_RAM_RANGES: usize = 32;
+
+/// Boot options read from the command line, and what the kernel needs from
+/// the boot information, for `kmain` to act on.
 #[derive(Clone, Copy, Debug)]
 pub struct BootOptions {
     /// What to do once ready.
     pub after: After,
     /// A deliberate failure to run after boot, if asked for.
     pub selftest: Option<Selftest>,
+    /// The whole command line.
+    pub cmdline: &'static str,
+    /// How shards enter the kernel.
+    pub gate: SyscallGate,
+    /// Module 0 (the ramdisk) as (physical address, bytes), if it is inside
+    /// the memory map.
+    pub ramdisk: Option<(u64, u64)>,
+    /// Usable RAM `[start, end)` ranges.
+    pub ram: [(u64, u64); MAX_RAM_RANGES],
+    /// Entries of `ram` used.
+    pub ram_len: usize,
 }
 
 /// Reads `hvm_start_info` at `start_info_phys` and prints the report.
@@ -76,19 +91,32 @@ pub fn boot_report(start_info_phys: u64) -> BootOptions {
 
     let cmdline = report_cmdline(&mem, info.cmdline_paddr);
     report_memmap(&map, info.memmap_entries);
-    report_modules(&mem, info.nr_modules, info.modlist_paddr);
+    let ramdisk = report_modules(&mem, info.nr_modules, info.modlist_paddr);
     acpi::report(&mem, info.rsdp_paddr);
-    report_gate(cmdline);
+    let gate = report_gate(cmdline);
+    let mut ram = [(0, 0); MAX_RAM_RANGES];
+    let mut ram_len = 0;
+    for e in map.iter().filter(|e| e.kind == Kind::Ram && e.size > 0) {
+        if ram_len < MAX_RAM_RANGES {
+            ram[ram_len] = (e.start, e.end());
+            ram_len += 1;
+        }
+    }
     BootOptions {
         after: cmdline_value(cmdline, AFTER)
             .and_then(After::parse)
             .unwrap_or(After::Exit),
         selftest: cmdline_value(cmdline, SELFTEST).and_then(Selftest::parse),
+        cmdline,
+        gate,
+        ramdisk,
+        ram,
+        ram_len,
     }
 }
 
 /// Prints the `cmdline:` line and returns the command line.
-fn report_cmdline(mem: &BootMem, paddr: u64) -> &str {
+fn report_cmdline(mem: &BootMem, paddr: u64) -> &'static str {
     let o = out();
     o.s("cmdline: ");
     if paddr == 0 {
@@ -96,7 +124,12 @@ fn report_cmdline(mem: &BootMem, paddr: u64) -> &str {
         return "";
     }
     let len = mem.readable_from(paddr).min(MAX_CMDLINE);
-    let Some(bytes) = mem.read(paddr, len).filter(|b| !b.is_empty()) else {
+    let bytes = if mem.covers(paddr, len) {
+        read_boot_info(paddr, len)
+    } else {
+        None
+    };
+    let Some(bytes) = bytes.filter(|b| !b.is_empty()) else {
         o.s("(outside the memory map)").nl();
         return "";
     };
@@ -137,13 +170,15 @@ fn report_memmap(map: &MemMap<'_>, entries: u32) {
         .nl();
 }
 
-/// Prints the `modules:` / `module <i>:` lines.
-fn report_modules(mem: &BootMem, count: u32, modlist_paddr: u64) {
+/// Prints the `modules:` / `module <i>:` lines; returns module 0 when it
+/// is inside the memory map.
+fn report_modules(mem: &BootMem, count: u32, modlist_paddr: u64) -> Option<(u64, u64)> {
     let o = out();
     o.s("modules: ").dec(count.into()).nl();
     if count == 0 {
-        return;
+        return None;
     }
+    let mut first = None;
     let shown = count.min(MAX_MODULES);
     let list_len = u64::from(shown) * MODLIST_ENTRY_SIZE as u64;
     let Some(list) = mem
@@ -154,7 +189,7 @@ fn report_modules(mem: &BootMem, count: u32, modlist_paddr: u64) {
             .hex(modlist_paddr)
             .s(" is outside the memory map")
             .nl();
-        return;
+        return None;
     };
     for index in 0..shown as usize {
         let Some(module) = pvh::module(list, index) else {
@@ -171,6 +206,9 @@ fn report_modules(mem: &BootMem, count: u32, modlist_paddr: u64) {
         if !mem.covers(module.paddr, module.size) {
             o.s("outside the memory map").nl();
             continue;
+        }
+        if index == 0 {
+            first = Some((module.paddr, module.size));
         }
         let superblock = (module.size >= ext2::SUPERBLOCK_OFFSET + ext2::SUPERBLOCK_SIZE as u64)
             .then(|| {
@@ -200,10 +238,11 @@ fn report_modules(mem: &BootMem, count: u32, modlist_paddr: u64) {
             .s(" are used")
             .nl();
     }
+    first
 }
 
-/// Prints the `syscall gate:` line from `coco.gate=`.
-fn report_gate(cmdline: &str) {
+/// Prints the `syscall gate:` line from `coco.gate=` and returns the gate.
+fn report_gate(cmdline: &str) -> SyscallGate {
     let o = out();
     let gate = match cmdline_value(cmdline, SYSCALL_GATE) {
         None => SyscallGate::Syscall,
@@ -214,9 +253,10 @@ fn report_gate(cmdline: &str) {
                     .text(value.as_bytes())
                     .s("\", using trap")
                     .nl();
-                return;
+                return SyscallGate::Trap;
             }
         },
     };
     o.s("syscall gate: ").s(gate.as_str()).nl();
+    gate
 }

@@ -1,0 +1,208 @@
+//! Loading a shard from an ELF file in the ramdisk.
+//!
+//! Read-only segments are MAPPED from the ramdisk's own pages when the file
+//! system has 4 KiB blocks and the ramdisk is page aligned (the PVH module
+//! is; checked) — nothing is copied. Writable segments, and read-only pages
+//! whose tail must read as zero, are copied into fresh frames (never-used
+//! frames are already zero). Then the stack (STACK_PAGES, an unmapped guard
+//! page below it), the read-only info page, and the register frame.
+
+use coconut_abi::syscall::{Error, config};
+
+use crate::elf;
+use crate::ext2::{Fs, FsError, Inode};
+use crate::frames::Frames;
+use crate::gdt;
+use crate::kernel::Kernel;
+use crate::paging::{self, PAGE_SIZE};
+use crate::shard::{MAX_SHARDS, Shard, ShardId, State};
+use crate::uspace::{AddrSpace, Perms};
+
+/// What to load.
+#[derive(Clone, Copy, Debug)]
+pub struct Spec<'a> {
+    /// Shard name (≤ 31 bytes).
+    pub name: &'a [u8],
+    /// Ramdisk path.
+    pub path: &'a [u8],
+    /// 0..=3.
+    pub priority: u8,
+    /// mmap page quota.
+    pub pages: u64,
+    /// Argument string (≤ 256 bytes).
+    pub args: &'a [u8],
+}
+
+/// Why a load failed: the ABI error and a reason for the console.
+#[derive(Clone, Copy, Debug)]
+pub struct LoadError {
+    /// For `shard_create`.
+    pub error: Error,
+    /// For the boot log.
+    pub reason: &'static str,
+}
+
+fn fail(error: Error, reason: &'static str) -> LoadError {
+    LoadError { error, reason }
+}
+
+impl From<FsError> for LoadError {
+    fn from(e: FsError) -> Self {
+        match e {
+            FsError::NotFound => fail(Error::NotFound, "file not found"),
+            FsError::NotAFile => fail(Error::NotAFile, "not a regular file"),
+            FsError::Corrupt => fail(Error::InvalidArgument, "corrupt file system"),
+        }
+    }
+}
+
+/// Loads `spec` into a free slot (state Created).
+pub fn load(k: &mut Kernel, spec: &Spec<'_>) -> Result<ShardId, LoadError> {
+    let fs = k.fs.ok_or(fail(Error::NotFound, "no ramdisk"))?;
+    let id = k
+        .shards
+        .iter()
+        .position(|s| s.state == State::Free)
+        .ok_or(fail(Error::NoSlots, "shard table full"))?;
+    debug_assert!(id < MAX_SHARDS);
+    let inode = fs.lookup(spec.path)?;
+    if !inode.is_file() {
+        return Err(fail(Error::NotAFile, "not a regular file"));
+    }
+    let mut head = [0u8; 4096];
+    let n = fs.read(&inode, 0, &mut head);
+    let image = elf::parse(&head[..n], inode.size).map_err(|r| fail(Error::InvalidArgument, r))?;
+
+    let space = AddrSpace::new(&mut k.frames).map_err(|e| fail(e, "out of memory"))?;
+    let mapped = map_image(&mut k.frames, &fs, k.ramdisk_phys, &inode, &image, space)
+        .and_then(|()| map_stack_and_info(&mut k.frames, space, id, spec, image.end()));
+    if let Err(e) = mapped {
+        space.destroy(&mut k.frames);
+        return Err(fail(e, "cannot map the image"));
+    }
+
+    let s = &mut k.shards[id];
+    *s = Shard::EMPTY;
+    s.space = Some(space);
+    s.name_len = spec.name.len().min(31);
+    s.name[..s.name_len].copy_from_slice(&spec.name[..s.name_len]);
+    s.priority = spec.priority.min(3);
+    s.page_quota = spec.pages;
+    s.heap_end = heap_start(image.end());
+    s.save.rip = image.entry;
+    s.save.rsp = config::STACK_TOP;
+    s.save.rdi = config::INFO_VA;
+    s.save.rflags = 0x202;
+    s.save.cs = u64::from(gdt::USER_CS);
+    s.save.ss = u64::from(gdt::USER_DS);
+    s.state = State::Created;
+    Ok(id)
+}
+
+/// First heap address: one guard page above the image.
+fn heap_start(image_end: u64) -> u64 {
+    image_end + PAGE_SIZE
+}
+
+fn map_image(
+    frames: &mut Frames,
+    fs: &Fs,
+    ramdisk_phys: u64,
+    inode: &Inode,
+    image: &elf::Image,
+    space: AddrSpace,
+) -> Result<(), Error> {
+    let can_map = fs.block_size() == PAGE_SIZE && ramdisk_phys % PAGE_SIZE == 0;
+    for seg in &image.segments[..image.count] {
+        let first = seg.vaddr & !(PAGE_SIZE - 1);
+        let pages = (seg.vaddr + seg.memsz - first).div_ceil(PAGE_SIZE);
+        let perms = Perms {
+            write: seg.write,
+            exec: seg.exec,
+        };
+        let file_first = seg.offset - (seg.vaddr - first);
+        let file_end = seg.offset + seg.filesz;
+        for i in 0..pages {
+            let va = first + i * PAGE_SIZE;
+            let foff = file_first + i * PAGE_SIZE;
+            // Whole page from the file, and nothing after the segment's
+            // file bytes would show: map the ramdisk page itself.
+            let whole = foff + PAGE_SIZE <= file_end || seg.memsz == seg.filesz;
+            let block = if can_map && !seg.write && whole && foff < file_end {
+                fs.block_of(inode, foff / PAGE_SIZE).filter(|&b| b != 0)
+            } else {
+                None
+            };
+            if let Some(b) = block {
+                let pa = ramdisk_phys + u64::from(b) * PAGE_SIZE;
+                space.map(frames, va, 1, perms, false, |_, _| Ok(pa))?;
+                continue;
+            }
+            let pa = frames.alloc(true).ok_or(Error::NoMemory)?;
+            // Copy the part of [foff, foff+4096) that is segment file bytes.
+            let lo = foff.max(seg.offset);
+            let hi = (foff + PAGE_SIZE).min(file_end);
+            if lo < hi {
+                // SAFETY: `pa` is a fresh pool frame in the window; the
+                // range lies inside it (lo - foff + (hi - lo) <= 4096).
+                let dst = unsafe {
+                    core::slice::from_raw_parts_mut(
+                        paging::window(pa).add((lo - foff) as usize),
+                        (hi - lo) as usize,
+                    )
+                };
+                fs.read(inode, lo, dst);
+            }
+            if let Err(e) = space.map(frames, va, 1, perms, true, |_, _| Ok(pa)) {
+                frames.free(pa);
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn map_stack_and_info(
+    frames: &mut Frames,
+    space: AddrSpace,
+    id: ShardId,
+    spec: &Spec<'_>,
+    image_end: u64,
+) -> Result<(), Error> {
+    let stack_base = config::STACK_TOP - config::STACK_PAGES * PAGE_SIZE;
+    space.map(
+        frames,
+        stack_base,
+        config::STACK_PAGES,
+        Perms::RW,
+        true,
+        |f, _| f.alloc(true).ok_or(Error::NoMemory),
+    )?;
+    let info_pa = frames.alloc(true).ok_or(Error::NoMemory)?;
+    let mut info = config::ShardInfo {
+        magic: config::INFO_MAGIC,
+        version: config::INFO_VERSION,
+        shard_id: id as u32,
+        priority: u32::from(spec.priority),
+        name_len: spec.name.len().min(31) as u32,
+        name: [0; 32],
+        heap_start: heap_start(image_end),
+        heap_end: heap_start(image_end),
+        page_quota: spec.pages,
+        boot_caps: [u32::MAX; 16],
+        args_len: spec.args.len().min(256) as u32,
+        _reserved: 0,
+        args: [0; 256],
+    };
+    info.name[..info.name_len as usize].copy_from_slice(&spec.name[..info.name_len as usize]);
+    info.args[..info.args_len as usize].copy_from_slice(&spec.args[..info.args_len as usize]);
+    // SAFETY: a fresh pool frame in the window; ShardInfo fits in a page.
+    unsafe { (paging::window(info_pa) as *mut config::ShardInfo).write_unaligned(info) };
+    if let Err(e) = space.map(frames, config::INFO_VA, 1, Perms::RO, true, |_, _| {
+        Ok(info_pa)
+    }) {
+        frames.free(info_pa);
+        return Err(e);
+    }
+    Ok(())
+}

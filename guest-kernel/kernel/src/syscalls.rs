@@ -1,0 +1,295 @@
+//! The system calls: one function per call with one signature
+//! ([`Handler`]), a dispatch table indexed by call number, and the pledge
+//! check in the dispatcher (`pledge::class_of`). Every user pointer goes
+//! through [`UserSlice`]; user errors are return codes, never panics.
+
+use coconut_abi::syscall::{Error, MMAP_PAGES_MAX, PATH_MAX, SERIAL_WRITE_MAX, config, nr, pledge};
+
+use crate::cpu;
+use crate::kernel::Kernel;
+use crate::paging::{LARGE_PAGE_SIZE, PAGE_SIZE};
+use crate::serial::out;
+use crate::shard::{Ending, OpenFile, ShardId};
+use crate::uspace::{Perms, UserSlice};
+
+/// The arguments of a call (RDI, RSI, RDX, R10, R8).
+#[derive(Clone, Copy, Debug)]
+pub struct Args {
+    /// Call number (RAX).
+    pub nr: u64,
+    /// Arguments 0..4.
+    pub a: [u64; 5],
+}
+
+/// What a handler did besides failing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ret {
+    /// Return this value in RAX.
+    Value(u64),
+    /// Return 0 and let the next shard of equal priority run.
+    Yield,
+    /// The caller blocked or ended: RAX is written by whoever completes it.
+    NoReply,
+}
+
+/// Every system call has this signature.
+pub type Handler = fn(&mut Kernel, ShardId, &Args) -> Result<Ret, Error>;
+
+/// Table size (one past the highest call number).
+const CALLS: usize = 64;
+
+/// The dispatch table.
+static TABLE: [Option<Handler>; CALLS] = {
+    let mut t: [Option<Handler>; CALLS] = [None; CALLS];
+    t[nr::EXIT as usize] = Some(sys_exit);
+    t[nr::SERIAL_WRITE as usize] = Some(sys_serial_write);
+    t[nr::TIME as usize] = Some(sys_time);
+    t[nr::YIELD as usize] = Some(sys_yield);
+    t[nr::MMAP as usize] = Some(sys_mmap);
+    t[nr::FS_OPEN as usize] = Some(sys_fs_open);
+    t[nr::FS_READ as usize] = Some(sys_fs_read);
+    t[nr::FS_STAT as usize] = Some(sys_fs_stat);
+    t[nr::FS_CLOSE as usize] = Some(sys_fs_close);
+    t[nr::FS_MAP as usize] = Some(sys_fs_map);
+    t[nr::PLEDGE as usize] = Some(sys_pledge);
+    t[nr::GPU_DMA as usize] = Some(sys_no_device);
+    t[nr::GPU_UNVEIL as usize] = Some(sys_no_device);
+    t
+};
+
+/// Handles the call in `shard`'s save area (from either gate).
+pub fn dispatch(k: &mut Kernel, id: ShardId, t0: u64, rotate: &mut bool) {
+    let save = &k.shards[id].save;
+    let args = Args {
+        nr: save.rax,
+        a: [save.rdi, save.rsi, save.rdx, save.r10, save.r8],
+    };
+    let allowed = match pledge::class_of(args.nr) {
+        Some(class) => k.shards[id].pledge & class != 0,
+        None => true,
+    };
+    let result = if !allowed {
+        Err(Error::Pledged)
+    } else {
+        match TABLE.get(args.nr as usize).copied().flatten() {
+            Some(handler) => handler(k, id, &args),
+            None => Err(Error::UnknownSyscall),
+        }
+    };
+    let s = &mut k.shards[id];
+    match result {
+        Ok(Ret::Value(v)) => s.save.rax = v,
+        Ok(Ret::Yield) => {
+            s.save.rax = 0;
+            *rotate = true;
+        }
+        Ok(Ret::NoReply) => {}
+        Err(e) => s.save.rax = e.to_raw(),
+    }
+    s.stats.syscalls += 1;
+    s.stats.syscall_cycles += cpu::rdtsc().wrapping_sub(t0);
+}
+
+/// Called when a shard ends (exit or kill): completes waits on it.
+pub fn shard_ended(_k: &mut Kernel, _id: ShardId, _ending: Ending) {}
+
+/// A checked user range of the calling shard.
+fn user(k: &mut Kernel, id: ShardId, va: u64, len: u64, write: bool) -> Result<UserSlice, Error> {
+    let space = k.shards[id].space.ok_or(Error::BadAddress)?;
+    UserSlice::new(&mut k.frames, space, va, len, write)
+}
+
+fn sys_exit(k: &mut Kernel, id: ShardId, a: &Args) -> Result<Ret, Error> {
+    let code = a.a[0] as u32;
+    out()
+        .s("shard ")
+        .dec(id as u64)
+        .s(" (")
+        .text(k.shards[id].name())
+        .s(") exited: ")
+        .dec(code.into())
+        .nl();
+    crate::kernel::end_shard(k, id, Ending::Exited(code));
+    Ok(Ret::NoReply)
+}
+
+fn sys_serial_write(k: &mut Kernel, id: ShardId, a: &Args) -> Result<Ret, Error> {
+    let len = a.a[1];
+    if len == 0 || len > SERIAL_WRITE_MAX {
+        return Err(Error::InvalidArgument);
+    }
+    let slice = user(k, id, a.a[0], len, false)?;
+    let mut buf = [0u8; 256];
+    let mut done = 0u64;
+    while done < len {
+        let n = (len - done).min(buf.len() as u64);
+        let part = user(k, id, a.a[0] + done, n, false)?;
+        let got = part.read_into(&mut k.frames, &mut buf[..n as usize]);
+        for &b in &buf[..got] {
+            // Text, newlines and UTF-8 pass; other control bytes do not
+            // reach the host terminal.
+            let ok = b == b'\n' || b == b'\t' || b >= 0x20 && b != 0x7f;
+            out().byte(if ok { b } else { b'?' });
+        }
+        done += n;
+    }
+    Ok(Ret::Value(slice.len()))
+}
+
+fn sys_time(k: &mut Kernel, _id: ShardId, _a: &Args) -> Result<Ret, Error> {
+    Ok(Ret::Value(k.timer.now_ns()))
+}
+
+fn sys_yield(_k: &mut Kernel, _id: ShardId, _a: &Args) -> Result<Ret, Error> {
+    Ok(Ret::Yield)
+}
+
+fn sys_no_device(_k: &mut Kernel, _id: ShardId, _a: &Args) -> Result<Ret, Error> {
+    Err(Error::NoDevice)
+}
+
+fn sys_pledge(k: &mut Kernel, id: ShardId, a: &Args) -> Result<Ret, Error> {
+    if a.a[0] & !pledge::ALL != 0 {
+        return Err(Error::InvalidArgument);
+    }
+    let s = &mut k.shards[id];
+    s.pledge &= a.a[0];
+    Ok(Ret::Value(s.pledge))
+}
+
+fn sys_mmap(k: &mut Kernel, id: ShardId, a: &Args) -> Result<Ret, Error> {
+    let (va, pages) = (a.a[0], a.a[1]);
+    let s = &k.shards[id];
+    if pages == 0 || pages > MMAP_PAGES_MAX || va != s.heap_end || va % PAGE_SIZE != 0 {
+        return Err(Error::InvalidArgument);
+    }
+    let end = va
+        .checked_add(pages * PAGE_SIZE)
+        .ok_or(Error::InvalidArgument)?;
+    if end > config::FILE_MAP_BASE {
+        return Err(Error::NoMemory);
+    }
+    if s.pages_used + pages > s.page_quota || k.frames.available < pages + 8 {
+        return Err(Error::NoMemory);
+    }
+    let space = s.space.ok_or(Error::BadAddress)?;
+    if space.any_mapped(&mut k.frames, va, pages) {
+        return Err(Error::Overlap);
+    }
+    space.map(&mut k.frames, va, pages, Perms::RW, true, |f, _| {
+        f.alloc(true).ok_or(Error::NoMemory)
+    })?;
+    let s = &mut k.shards[id];
+    s.heap_end = end;
+    s.pages_used += pages;
+    Ok(Ret::Value(va))
+}
+
+/// The open file behind `fd`.
+fn file(k: &Kernel, id: ShardId, fd: u64) -> Result<OpenFile, Error> {
+    k.shards[id]
+        .fds
+        .get(fd as usize)
+        .copied()
+        .flatten()
+        .ok_or(Error::BadHandle)
+}
+
+fn sys_fs_open(k: &mut Kernel, id: ShardId, a: &Args) -> Result<Ret, Error> {
+    let len = a.a[1];
+    if len == 0 || len > PATH_MAX {
+        return Err(Error::InvalidArgument);
+    }
+    let mut path = [0u8; PATH_MAX as usize];
+    let slice = user(k, id, a.a[0], len, false)?;
+    let n = slice.read_into(&mut k.frames, &mut path);
+    let fs = k.fs.ok_or(Error::NotFound)?;
+    let inode = fs.lookup(&path[..n]).map_err(|e| match e {
+        crate::ext2::FsError::NotAFile => Error::NotAFile,
+        _ => Error::NotFound,
+    })?;
+    if !inode.is_file() {
+        return Err(Error::NotAFile);
+    }
+    let s = &mut k.shards[id];
+    let fd = s
+        .fds
+        .iter()
+        .position(Option::is_none)
+        .ok_or(Error::NoSlots)?;
+    s.fds[fd] = Some(OpenFile { inode, offset: 0 });
+    Ok(Ret::Value(fd as u64))
+}
+
+fn sys_fs_read(k: &mut Kernel, id: ShardId, a: &Args) -> Result<Ret, Error> {
+    let (fd, va, max) = (a.a[0], a.a[1], a.a[2]);
+    let mut f = file(k, id, fd)?;
+    let fs = k.fs.ok_or(Error::NotFound)?;
+    let max = max.min(f.inode.size.saturating_sub(f.offset));
+    user(k, id, va, max, true)?;
+    let mut buf = [0u8; 512];
+    let mut done = 0u64;
+    while done < max {
+        let n = fs.read(
+            &f.inode,
+            f.offset + done,
+            &mut buf[..(max - done).min(512) as usize],
+        );
+        if n == 0 {
+            break;
+        }
+        let part = user(k, id, va + done, n as u64, true)?;
+        part.write_from(&mut k.frames, &buf[..n]);
+        done += n as u64;
+    }
+    f.offset += done;
+    k.shards[id].fds[fd as usize] = Some(f);
+    Ok(Ret::Value(done))
+}
+
+fn sys_fs_stat(k: &mut Kernel, id: ShardId, a: &Args) -> Result<Ret, Error> {
+    Ok(Ret::Value(file(k, id, a.a[0])?.inode.size))
+}
+
+fn sys_fs_close(k: &mut Kernel, id: ShardId, a: &Args) -> Result<Ret, Error> {
+    file(k, id, a.a[0])?;
+    k.shards[id].fds[a.a[0] as usize] = None;
+    Ok(Ret::Value(0))
+}
+
+/// Maps the whole file read-only + NX from the ramdisk's pages (no copy) at
+/// the next 2 MiB boundary of the file window. Holes map a shared zero page.
+fn sys_fs_map(k: &mut Kernel, id: ShardId, a: &Args) -> Result<Ret, Error> {
+    let f = file(k, id, a.a[0])?;
+    let fs = k.fs.ok_or(Error::NotFound)?;
+    if fs.block_size() != PAGE_SIZE || k.ramdisk_phys % PAGE_SIZE != 0 {
+        return Err(Error::NoDevice);
+    }
+    let pages = f.inode.size.div_ceil(PAGE_SIZE);
+    if pages == 0 {
+        return Err(Error::InvalidArgument);
+    }
+    let s = &k.shards[id];
+    let va = s.file_map_next.next_multiple_of(LARGE_PAGE_SIZE);
+    let end = va + pages * PAGE_SIZE;
+    if end > config::DEVICE_MAP_BASE {
+        return Err(Error::NoMemory);
+    }
+    let space = s.space.ok_or(Error::BadAddress)?;
+    let (ramdisk, zero) = (k.ramdisk_phys, crate::kernel::zero_page(k)?);
+    let inode = f.inode;
+    space.map(
+        &mut k.frames,
+        va,
+        pages,
+        Perms::RO,
+        false,
+        |_, i| match fs.block_of(&inode, i) {
+            Some(0) => Ok(zero),
+            Some(b) => Ok(ramdisk + u64::from(b) * PAGE_SIZE),
+            None => Err(Error::InvalidArgument),
+        },
+    )?;
+    k.shards[id].file_map_next = end;
+    Ok(Ret::Value(va))
+}

@@ -1,0 +1,287 @@
+//! Kernel-level shard tests: the guest kernel loads tiny hand-assembled
+//! shards (built here as ELF files, so these tests need no shard toolchain)
+//! from a ramdisk made with coco-mkext2, runs them in ring 3 through the
+//! gate this machine needs, kills a faulting one while others finish, prints
+//! the profiling table and ends with the documented exit status.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::run;
+
+const KERNEL: &str = "builtin:guest-kernel";
+const LOAD_VA: u64 = 0x40_0000;
+/// ELF header + one program header.
+const HEADERS: usize = 64 + 56;
+
+/// An ELF64 executable with one R+X PT_LOAD at LOAD_VA holding `code`
+/// (which starts right after the headers).
+fn shard_elf(code: &[u8]) -> Vec<u8> {
+    let total = (HEADERS + code.len()) as u64;
+    let entry = LOAD_VA + HEADERS as u64;
+    let mut e = Vec::new();
+    e.extend_from_slice(b"\x7fELF\x02\x01\x01\0");
+    e.extend_from_slice(&[0; 8]);
+    e.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+    e.extend_from_slice(&62u16.to_le_bytes()); // x86-64
+    e.extend_from_slice(&1u32.to_le_bytes());
+    e.extend_from_slice(&entry.to_le_bytes());
+    e.extend_from_slice(&64u64.to_le_bytes()); // phoff
+    e.extend_from_slice(&0u64.to_le_bytes()); // shoff
+    e.extend_from_slice(&0u32.to_le_bytes()); // flags
+    e.extend_from_slice(&64u16.to_le_bytes()); // ehsize
+    e.extend_from_slice(&56u16.to_le_bytes()); // phentsize
+    e.extend_from_slice(&1u16.to_le_bytes()); // phnum
+    e.extend_from_slice(&[0; 6]); // shentsize, shnum, shstrndx
+    assert_eq!(e.len(), 64);
+    e.extend_from_slice(&1u32.to_le_bytes()); // PT_LOAD
+    e.extend_from_slice(&5u32.to_le_bytes()); // R+X
+    e.extend_from_slice(&0u64.to_le_bytes()); // offset
+    e.extend_from_slice(&LOAD_VA.to_le_bytes()); // vaddr
+    e.extend_from_slice(&LOAD_VA.to_le_bytes()); // paddr
+    e.extend_from_slice(&total.to_le_bytes()); // filesz
+    e.extend_from_slice(&total.to_le_bytes()); // memsz
+    e.extend_from_slice(&4096u64.to_le_bytes()); // align
+    assert_eq!(e.len(), HEADERS);
+    e.extend_from_slice(code);
+    e
+}
+
+/// `serial_write(msg)` then `exit(code)`, with `msg` placed after the code.
+fn hello(msg: &str, code: u32) -> Vec<u8> {
+    let mut c = vec![0x48, 0x8d, 0x3d]; // lea rdi, [rip + rel32]
+    let lea_end = 7;
+    let body_len = 7 + 5 + 5 + 2 + 5 + 5 + 2 + 2; // up to and including ud2
+    c.extend_from_slice(&((body_len - lea_end) as i32).to_le_bytes());
+    c.push(0xbe); // mov esi, len
+    c.extend_from_slice(&(msg.len() as u32).to_le_bytes());
+    c.extend_from_slice(&[0xb8, 1, 0, 0, 0]); // mov eax, SERIAL_WRITE
+    c.extend_from_slice(&[0x0f, 0x05]); // syscall
+    c.push(0xbf); // mov edi, code
+    c.extend_from_slice(&code.to_le_bytes());
+    c.extend_from_slice(&[0xb8, 0, 0, 0, 0]); // mov eax, EXIT
+    c.extend_from_slice(&[0x0f, 0x05]); // syscall
+    c.extend_from_slice(&[0x0f, 0x0b]); // ud2: exit never returns
+    assert_eq!(c.len(), body_len);
+    c.extend_from_slice(msg.as_bytes());
+    c
+}
+
+/// Writes `rounds` lines, yielding after each, then exits 0.
+fn yielder(msg: &str, rounds: u32) -> Vec<u8> {
+    let mut c = vec![0xbb]; // mov ebx, rounds
+    c.extend_from_slice(&rounds.to_le_bytes());
+    let top = c.len(); // 5
+    // lea rdi,[rip+rel]; mov esi,len; mov eax,1; syscall; mov eax,62;
+    // syscall; dec ebx; jnz top; xor edi,edi; xor eax,eax; syscall; ud2
+    let loop_len = 7 + 5 + 5 + 2 + 5 + 2 + 2 + 2;
+    let tail_len = 2 + 2 + 2 + 2;
+    let msg_at = top + loop_len + tail_len;
+    c.extend_from_slice(&[0x48, 0x8d, 0x3d]);
+    c.extend_from_slice(&((msg_at - (top + 7)) as i32).to_le_bytes());
+    c.push(0xbe);
+    c.extend_from_slice(&(msg.len() as u32).to_le_bytes());
+    c.extend_from_slice(&[0xb8, 1, 0, 0, 0, 0x0f, 0x05]);
+    c.extend_from_slice(&[0xb8, 62, 0, 0, 0, 0x0f, 0x05]);
+    c.extend_from_slice(&[0xff, 0xcb]); // dec ebx
+    let jnz_end = c.len() + 2;
+    c.extend_from_slice(&[0x75, (top as i64 - jnz_end as i64) as i8 as u8]);
+    c.extend_from_slice(&[0x31, 0xff, 0x31, 0xc0, 0x0f, 0x05, 0x0f, 0x0b]);
+    assert_eq!(c.len(), msg_at);
+    c.extend_from_slice(msg.as_bytes());
+    c
+}
+
+/// Reads address 0x10 (unmapped): a page fault in ring 3.
+fn faulter() -> Vec<u8> {
+    vec![0x48, 0x8b, 0x04, 0x25, 0x10, 0, 0, 0, 0x0f, 0x0b]
+}
+
+/// A ramdisk holding `files` (path, bytes) and a manifest at /boot/test.toml.
+fn ramdisk(dir: &Path, files: &[(&str, Vec<u8>)], manifest: &str) -> PathBuf {
+    let root = dir.join("root");
+    for (path, bytes) in files {
+        let p = root.join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, bytes).unwrap();
+    }
+    std::fs::create_dir_all(root.join("boot")).unwrap();
+    std::fs::write(root.join("boot/test.toml"), manifest).unwrap();
+    let image = dir.join("ramdisk.ext2");
+    let options = coco_mkext2::Options {
+        label: "kernel-test".into(),
+        ..Default::default()
+    };
+    coco_mkext2::write_image(&root, &image, &options).unwrap();
+    image
+}
+
+fn boot(name: &str, image: &Path) -> common::Run {
+    let r = run(&[
+        "boot",
+        "--name",
+        name,
+        "--kernel",
+        KERNEL,
+        "--initrd",
+        image.to_str().unwrap(),
+        "--memory",
+        "64",
+        "--cmdline",
+        "coco.manifest=/boot/test.toml",
+        "--timings",
+        "json",
+    ]);
+    r.assert_no_panic();
+    r
+}
+
+fn on_kvm_pvm() -> bool {
+    Path::new("/sys/module/kvm_pvm").exists()
+}
+
+fn profile_line<'a>(console: &'a [String], id: u32) -> &'a str {
+    let prefix = format!("profile: id={id} ");
+    console
+        .iter()
+        .find(|l| l.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no {prefix:?} in {console:?}"))
+}
+
+#[test]
+fn a_shard_runs_in_ring_3_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = ramdisk(
+        dir.path(),
+        &[("/bin/hello", shard_elf(&hello("hello from ring 3\n", 0)))],
+        "# one shard\n[[shard]]\nname = \"hello\"\npath = \"/bin/hello\"\npriority = 1\n",
+    );
+    let r = boot("k1", &image);
+    let console = r.console("k1");
+    assert_eq!(r.status, Some(0), "{console:#?}\n{}", r.stderr);
+    let gate = if on_kvm_pvm() { "trap" } else { "syscall" };
+    assert!(
+        console.contains(&format!("syscall gate: {gate}")),
+        "{console:?}"
+    );
+    let at = |line: &str| {
+        console
+            .iter()
+            .position(|l| l == line)
+            .unwrap_or_else(|| panic!("missing {line:?} in {console:#?}"))
+    };
+    let loaded = at("shard 0 (hello) loaded from /bin/hello");
+    let said = at("hello from ring 3");
+    let exited = at("shard 0 (hello) exited: 0");
+    assert!(loaded < said && said < exited, "{console:#?}");
+    assert!(
+        console.contains(&"profile: shards=1".to_string()),
+        "{console:?}"
+    );
+    let p = profile_line(&console, 0);
+    assert!(p.starts_with("profile: id=0 name=hello syscalls=2 "), "{p}");
+    assert!(p.ends_with(" exit=0"), "{p}");
+    assert_eq!(console.last().unwrap(), "all shards ended: status 0");
+    // The first-shard milestone was reported after kernel-ready.
+    assert!(r.stderr.contains("\"id\":3"), "{}", r.stderr);
+}
+
+#[test]
+fn a_faulting_shard_is_killed_while_the_others_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = ramdisk(
+        dir.path(),
+        &[
+            ("/bin/a", shard_elf(&yielder("a\n", 3))),
+            ("/bin/fault", shard_elf(&faulter())),
+            ("/bin/b", shard_elf(&yielder("b\n", 3))),
+        ],
+        "[[shard]]\nname = \"a\"\npath = \"/bin/a\"\n\
+         [[shard]]\nname = \"fault\"\npath = \"/bin/fault\"\n\
+         [[shard]]\nname = \"b\"\npath = \"/bin/b\"\n",
+    );
+    let r = boot("k2", &image);
+    let console = r.console("k2");
+    assert_eq!(
+        r.status,
+        Some(i32::from(coconut_abi::exit::SHARD_FAILED)),
+        "{console:#?}\n{}",
+        r.stderr
+    );
+    let kill = format!(
+        "shard 1 (fault) killed: page fault at 0x10 (rip {:#x}, error 0x4)",
+        LOAD_VA + HEADERS as u64
+    );
+    assert!(console.contains(&kill), "{console:#?}");
+    // The other two ran to completion, interleaved by yield.
+    assert_eq!(
+        console.iter().filter(|l| *l == "a").count(),
+        3,
+        "{console:#?}"
+    );
+    assert_eq!(
+        console.iter().filter(|l| *l == "b").count(),
+        3,
+        "{console:#?}"
+    );
+    let first_a = console.iter().position(|l| l == "a").unwrap();
+    let first_b = console.iter().position(|l| l == "b").unwrap();
+    let last_a = console.iter().rposition(|l| l == "a").unwrap();
+    assert!(first_b < last_a && first_a < first_b, "{console:#?}");
+    assert!(console.contains(&"shard 0 (a) exited: 0".to_string()));
+    assert!(console.contains(&"shard 2 (b) exited: 0".to_string()));
+    assert!(console.contains(&"profile: shards=3".to_string()));
+    assert!(profile_line(&console, 1).ends_with(" exit=killed:14"));
+    assert!(profile_line(&console, 0).contains(" syscalls=7 "));
+    assert!(profile_line(&console, 2).ends_with(" exit=0"));
+    assert_eq!(console.last().unwrap(), "all shards ended: status 114");
+}
+
+#[test]
+fn a_non_zero_exit_makes_the_vm_exit_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = ramdisk(
+        dir.path(),
+        &[
+            ("/bin/ok", shard_elf(&hello("ok\n", 0))),
+            ("/sub/dir/three", shard_elf(&hello("three\n", 3))),
+        ],
+        "[[shard]]\nname = \"ok\"\npath = \"/bin/ok\"\n\
+         [[shard]]\nname = \"three\"\npath = \"/sub/dir/three\"\npriority = 0\n",
+    );
+    let r = boot("k3", &image);
+    let console = r.console("k3");
+    assert_eq!(
+        r.status,
+        Some(i32::from(coconut_abi::exit::SHARD_FAILED)),
+        "{console:#?}"
+    );
+    // Priority 0 runs first.
+    let three = console.iter().position(|l| l == "three").unwrap();
+    let ok = console.iter().position(|l| l == "ok").unwrap();
+    assert!(three < ok, "{console:#?}");
+    assert!(profile_line(&console, 1).ends_with(" exit=3"));
+    assert!(profile_line(&console, 0).ends_with(" exit=0"));
+}
+
+#[test]
+fn a_bad_manifest_is_reported_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = ramdisk(
+        dir.path(),
+        &[],
+        "[[shard]]\nname = \"x\"\npath = \"/bin/x\"\npriority = 9\n",
+    );
+    let r = boot("k4", &image);
+    let console = r.console("k4");
+    assert_eq!(
+        r.status,
+        Some(i32::from(coconut_abi::exit::BAD_MANIFEST)),
+        "{console:#?}"
+    );
+    assert!(
+        console.contains(&"shards: /boot/test.toml:4: priority must be 0..=3".to_string()),
+        "{console:#?}"
+    );
+}
