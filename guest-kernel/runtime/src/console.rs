@@ -73,7 +73,43 @@ pub fn flush() {
     }
 }
 
-/// Writes every piece straight to the console (for the panic path).
+/// A line assembled on the stack and written with one call (for the panic
+/// path, which must not depend on the shared buffer's lock). Longer lines
+/// are cut at [`LINE_MAX`] bytes.
+pub(crate) struct LineOut {
+    buf: [u8; LINE_MAX],
+    len: usize,
+}
+
+impl LineOut {
+    pub(crate) fn new() -> Self {
+        LineOut {
+            buf: [0; LINE_MAX],
+            len: 0,
+        }
+    }
+
+    /// Adds the newline and writes the line.
+    pub(crate) fn finish(mut self) {
+        if self.len == LINE_MAX {
+            self.len -= 1;
+        }
+        self.buf[self.len] = b'\n';
+        let _ = crate::sys::serial_write(&self.buf[..=self.len]);
+    }
+}
+
+impl fmt::Write for LineOut {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let room = LINE_MAX - self.len;
+        let n = s.len().min(room);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+/// Writes every piece straight to the console (for re-entrant prints).
 pub(crate) struct Unbuffered;
 
 impl fmt::Write for Unbuffered {

@@ -3,7 +3,8 @@
 //! The kernel enters `_start` in ring 3 with RSP at `config::STACK_TOP`.
 //! `_start` aligns the stack, checks the ShardInfo page, calls the function
 //! the shard named with [`crate::main!`] and exits with the code it reports.
-//! A panic prints `panic in <name>: <message>` and exits with
+//! A panic prints `panic in <name>: <message> at <file:line:col>` (one
+//! line) and exits with
 //! [`PANIC_EXIT_CODE`].
 
 use core::fmt::Write;
@@ -90,11 +91,13 @@ impl<E: core::fmt::Display> Termination for Result<(), E> {
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     crate::console::flush();
-    let _ = writeln!(
-        crate::console::Unbuffered,
-        "panic in {}: {info}",
-        crate::info::name()
-    );
+    // One line: `panic in <name>: <message> at <file>:<line>:<col>`.
+    let mut line = crate::console::LineOut::new();
+    let _ = write!(line, "panic in {}: {}", crate::info::name(), info.message());
+    if let Some(loc) = info.location() {
+        let _ = write!(line, " at {}:{}:{}", loc.file(), loc.line(), loc.column());
+    }
+    line.finish();
     crate::sys::exit(PANIC_EXIT_CODE)
 }
 
