@@ -1,11 +1,15 @@
 //! The guest images coco-vmm carries inside its binary, built by this crate's
 //! build script from the sources in this repository:
 //! - `guest-kernel`: the coconut microkernel (PVH ELF for x86_64-unknown-none);
-//! - `ramdisk`: `images/rootfs` as a read-only ext2 image (PVH module 0).
+//! - `ramdisk`: `images/rootfs` plus the shards (`/bin/<name>`) and the
+//!   generated `/data/large/pattern.bin` ([`pattern`]) as a read-only ext2
+//!   image (PVH module 0).
 //!
 //! Embedding them makes `coco-vmm run` without a config self-contained: the
 //! demo hive needs nothing but the binary. The build-time paths are exported
 //! too, for tools (QEMU in benchmarks, the instruction census) that want files.
+
+pub mod pattern;
 
 /// The guest kernel ELF.
 pub const GUEST_KERNEL: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/guest-kernel.elf"));
