@@ -226,6 +226,22 @@ impl Fs {
         None
     }
 
+    /// The file bytes from `pos` to the end of their block (or of the
+    /// file), straight from the image; `None` for a hole or past the end.
+    pub fn bytes_at(&self, inode: &Inode, pos: u64) -> Option<&'static [u8]> {
+        if pos >= inode.size {
+            return None;
+        }
+        let in_block = pos % self.block_size;
+        let n = (self.block_size - in_block).min(inode.size - pos);
+        let b = self.block_of(inode, pos / self.block_size)?;
+        if b == 0 {
+            return None;
+        }
+        self.block(b)?
+            .get(in_block as usize..(in_block + n) as usize)
+    }
+
     /// Looks `name` up in directory `dir`.
     fn find(&self, dir: &Inode, name: &[u8]) -> Result<u32, FsError> {
         let blocks = dir.size.div_ceil(self.block_size);

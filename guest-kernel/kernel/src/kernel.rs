@@ -11,6 +11,7 @@ use coconut_core::captable::CapTable;
 use coconut_core::channel::ChannelPool;
 
 use crate::cpu;
+use crate::devices::{self, IRQ_LINES, IRQ_VECTOR_BASE, Irqs};
 use crate::ext2::Fs;
 use crate::frames::Frames;
 use crate::gdt;
@@ -86,6 +87,8 @@ pub struct Kernel {
     pub chans: ChannelPool<CHANNELS, CHANNEL_SLOTS>,
     /// MEMORY capability objects.
     pub memory: [MemObj; MEMORY_OBJECTS],
+    /// Interrupt routes.
+    pub irqs: Irqs,
 }
 
 /// The shared zero frame (allocated on first use, never written).
@@ -112,6 +115,7 @@ static mut KERNEL: Kernel = Kernel {
     caps: CapTable::new(),
     chans: ChannelPool::new(),
     memory: [MemObj::None; MEMORY_OBJECTS],
+    irqs: Irqs::new(),
 };
 
 /// The kernel state.
@@ -208,20 +212,31 @@ pub extern "C" fn trap(save: *mut SaveArea) -> *const SaveArea {
             expire_timeouts(k);
             rotate = true;
         }
+        v if (IRQ_VECTOR_BASE..IRQ_VECTOR_BASE + IRQ_LINES as u64).contains(&v) => {
+            devices::interrupt(k, (v - IRQ_VECTOR_BASE) as usize);
+        }
         v => {
             let cr2 = cpu::cr2();
             report_kill(k, cur, v as u8, cr2);
             end_shard(k, cur, Ending::Killed(v as u8));
         }
     }
+    if k.timer.take_due() {
+        expire_timeouts(k);
+        rotate = true;
+    }
     schedule(k, rotate)
 }
 
-/// The timer while the CPU idles in ring 0.
-pub fn timer_in_idle() {
+/// An interrupt while the CPU idles in ring 0: the tick or a device line.
+pub fn interrupt_in_idle(vector: u64) {
     let k = kernel();
-    k.timer.tick();
-    expire_timeouts(k);
+    if vector == TIMER_VECTOR {
+        k.timer.tick();
+        expire_timeouts(k);
+    } else {
+        devices::interrupt(k, (vector - IRQ_VECTOR_BASE) as usize);
+    }
 }
 
 /// Ends blocked waits whose deadline passed (RAX = TimedOut).

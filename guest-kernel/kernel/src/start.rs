@@ -79,6 +79,12 @@ pub fn shards(options: &BootOptions) {
 
     k.fs = Some(fs);
     k.ramdisk_phys = rd_phys;
+    // Shards see ramdisk pages (mapped text, fs_map); the kernel reaches
+    // what they pass it through the frame window, so the ramdisk is in it
+    // too (never written: those shard mappings are read-only).
+    if !crate::paging::window_map(rd_phys, rd_size) {
+        fail("ramdisk beyond the frame window: ", path.as_bytes());
+    }
     let excluded = [(rd_phys, rd_phys + rd_size)];
     for &(s, e) in &options.ram[..options.ram_len] {
         k.frames.add_ram(s, e, &excluded);
