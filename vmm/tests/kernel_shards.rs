@@ -152,7 +152,7 @@ fn on_kvm_pvm() -> bool {
     Path::new("/sys/module/kvm_pvm").exists()
 }
 
-fn profile_line<'a>(console: &'a [String], id: u32) -> &'a str {
+fn profile_line(console: &[String], id: u32) -> &str {
     let prefix = format!("profile: id={id} ");
     console
         .iter()

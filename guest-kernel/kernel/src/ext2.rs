@@ -142,11 +142,6 @@ impl Fs {
         self.block_size
     }
 
-    /// The image.
-    pub fn image(&self) -> &'static [u8] {
-        self.image
-    }
-
     /// Block `n` of the image.
     fn block(&self, n: u32) -> Option<&'static [u8]> {
         let start = u64::from(n).checked_mul(self.block_size)?;

@@ -83,7 +83,7 @@ pub struct SaveArea {
 
 // The stubs below hard-code this layout: 15 registers, vector, error, then
 // the CPU's frame; RSP0 must stay 16-aligned, so the size must be too.
-const _: () = assert!(size_of::<SaveArea>() == 22 * 8 && size_of::<SaveArea>() % 16 == 0);
+const _: () = assert!(size_of::<SaveArea>() == 22 * 8 && size_of::<SaveArea>().is_multiple_of(16));
 
 /// The user RSP while the `syscall` stub switches stacks.
 #[unsafe(no_mangle)]

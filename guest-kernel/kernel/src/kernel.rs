@@ -124,7 +124,9 @@ pub fn kernel() -> &'static mut Kernel {
     // whose handler (`timer_in_idle`) runs while the interrupted code holds
     // no reference into the state it touches (the idle loop re-reads it).
     // Every caller is on the kernel's single control path.
-    unsafe { &mut *(&raw mut KERNEL) }
+    let state = &raw mut KERNEL;
+    // SAFETY: see above.
+    unsafe { &mut *state }
 }
 
 /// A clean x87/SSE image: FCW 0x37f, MXCSR 0x1f80, every register zero.

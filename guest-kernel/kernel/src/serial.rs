@@ -67,7 +67,9 @@ impl Serial {
     pub fn byte(&self, b: u8) -> &Self {
         // SAFETY: one CPU; the kernel never prints from an interrupt
         // handler while another print is in progress (IF is off in the kernel).
-        let credit = unsafe { &mut *(&raw mut FIFO_CREDIT) };
+        let credit = &raw mut FIFO_CREDIT;
+        // SAFETY: see above.
+        let credit = unsafe { &mut *credit };
         if *credit == 0 {
             while inb(LINE_STATUS) & LSR_THR_EMPTY == 0 {}
             *credit = FIFO_DEPTH;

@@ -63,7 +63,9 @@ pub fn shards(options: &BootOptions) {
         return;
     };
     // SAFETY: boot runs once on one CPU; nothing else uses the buffer.
-    let buf = unsafe { &mut *(&raw mut MANIFEST_BUF) };
+    let buf = &raw mut MANIFEST_BUF;
+    // SAFETY: see above.
+    let buf = unsafe { &mut *buf };
     if inode.size > MANIFEST_MAX as u64 {
         fail("manifest too large: ", path.as_bytes());
     }
@@ -72,7 +74,7 @@ pub fn shards(options: &BootOptions) {
         Ok(m) => m,
         Err(e) => {
             // Rare and fatal: worth core::fmt for the core's message.
-            let _ = write!(Serial, "shards: {path}: {e}\n");
+            let _ = writeln!(Serial, "shards: {path}: {e}");
             cpu::exit(exit::BAD_MANIFEST)
         }
     };

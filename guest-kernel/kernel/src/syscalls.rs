@@ -301,7 +301,7 @@ fn sys_fs_close(k: &mut Kernel, id: ShardId, a: &Args) -> Result<Ret, Error> {
 fn sys_fs_map(k: &mut Kernel, id: ShardId, a: &Args) -> Result<Ret, Error> {
     let f = file(k, id, a.a[0])?;
     let fs = k.fs.ok_or(Error::NotFound)?;
-    if fs.block_size() != PAGE_SIZE || k.ramdisk_phys % PAGE_SIZE != 0 {
+    if fs.block_size() != PAGE_SIZE || !k.ramdisk_phys.is_multiple_of(PAGE_SIZE) {
         return Err(Error::NoDevice);
     }
     let pages = f.inode.size.div_ceil(PAGE_SIZE);

@@ -50,7 +50,9 @@ fn book(slot: usize) -> &'static mut Book {
     // SAFETY: one CPU, interrupts off in the kernel; each space has its own
     // slot and no two references to one slot are live at once (every use is
     // a short statement sequence inside one AddrSpace method).
-    unsafe { &mut (*(&raw mut BOOKS))[slot % MAX_SHARDS] }
+    let books = &raw mut BOOKS;
+    // SAFETY: see above.
+    unsafe { &mut (*books)[slot % MAX_SHARDS] }
 }
 /// Entries of intermediate tables in the lower half.
 const USER_TABLE: u64 = PRESENT | WRITABLE | USER;
@@ -94,11 +96,6 @@ impl Perms {
     pub const RW: Perms = Perms {
         write: true,
         exec: false,
-    };
-    /// Read-execute.
-    pub const RX: Perms = Perms {
-        write: false,
-        exec: true,
     };
 
     fn bits(self) -> Result<u64, Error> {
@@ -195,7 +192,7 @@ impl AddrSpace {
         let bits = perms.bits()? | if owned { OWNED } else { 0 };
         let len = pages.checked_mul(PAGE_SIZE).ok_or(Error::InvalidArgument)?;
         let end = va.checked_add(len).ok_or(Error::InvalidArgument)?;
-        if va % PAGE_SIZE != 0 || va < config::USER_MIN || end > config::USER_END {
+        if !va.is_multiple_of(PAGE_SIZE) || va < config::USER_MIN || end > config::USER_END {
             return Err(Error::InvalidArgument);
         }
         if owned {
