@@ -200,6 +200,13 @@ fn a_shard_runs_in_ring_3_and_exits_zero() {
         console.contains(&"profile: shards=1".to_string()),
         "{console:?}"
     );
+    // Both calls came through the gate this machine needs, none the other way.
+    let gates = if on_kvm_pvm() {
+        "gate: trap, syscall entries 0, trap entries 2"
+    } else {
+        "gate: syscall, syscall entries 2, trap entries 0"
+    };
+    assert!(console.contains(&gates.to_string()), "{console:#?}");
     let p = profile_line(&console, 0);
     assert!(p.starts_with("profile: id=0 name=hello syscalls=2 "), "{p}");
     assert!(p.ends_with(" exit=0"), "{p}");

@@ -89,6 +89,10 @@ pub struct Kernel {
     pub memory: [MemObj; MEMORY_OBJECTS],
     /// Interrupt routes.
     pub irqs: Irqs,
+    /// System calls that arrived through the `syscall` stub (LSTAR in ring 0).
+    syscall_entries: u64,
+    /// System calls that arrived as a ring-3 #PF at LSTAR (the trap gate).
+    trap_entries: u64,
 }
 
 /// The shared zero frame (allocated on first use, never written).
@@ -116,6 +120,8 @@ static mut KERNEL: Kernel = Kernel {
     chans: ChannelPool::new(),
     memory: [MemObj::None; MEMORY_OBJECTS],
     irqs: Irqs::new(),
+    syscall_entries: 0,
+    trap_entries: 0,
 };
 
 /// The kernel state.
@@ -202,11 +208,15 @@ pub extern "C" fn trap(save: *mut SaveArea) -> *const SaveArea {
     let mut rotate = false;
     let lstar = idt::syscall_entry_address();
     match vector {
-        SYSCALL_VECTOR => syscalls::dispatch(k, cur, t0, &mut rotate),
+        SYSCALL_VECTOR => {
+            k.syscall_entries += 1;
+            syscalls::dispatch(k, cur, t0, &mut rotate);
+        }
         14 if k.gate == SyscallGate::Trap && k.shards[cur].save.rip == lstar => {
             let s = &mut k.shards[cur].save;
             s.rip = s.rcx;
             s.rflags = s.r11;
+            k.trap_entries += 1;
             syscalls::dispatch(k, cur, t0, &mut rotate);
         }
         TIMER_VECTOR => {
@@ -418,6 +428,14 @@ pub fn run() -> ! {
 fn shutdown(k: &mut Kernel) -> ! {
     k.timer.stop();
     let shown = k.shards.iter().filter(|s| s.state != State::Free).count();
+    out()
+        .s("gate: ")
+        .s(k.gate.as_str())
+        .s(", syscall entries ")
+        .dec(k.syscall_entries)
+        .s(", trap entries ")
+        .dec(k.trap_entries)
+        .nl();
     out().s("profile: shards=").dec(shown as u64).nl();
     let mut ok = true;
     for (id, s) in k.shards.iter().enumerate() {
