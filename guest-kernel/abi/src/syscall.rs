@@ -356,7 +356,10 @@ pub mod config {
     pub const STACK_TOP: u64 = 0x0000_7fff_fff0_0000;
     /// Initial stack size in pages.
     pub const STACK_PAGES: u64 = 16;
-    /// Where `fs_map` places files (each at the next free 2 MiB boundary).
+    /// Where `fs_map` places files: each at the next free 2 MiB boundary,
+    /// plus (for a file stored contiguously) its offset inside its 2 MiB
+    /// ramdisk page, so the kernel can map it with 2 MiB pages. Use the
+    /// address `fs_map` returns.
     pub const FILE_MAP_BASE: u64 = 0x0000_4000_0000_0000;
     /// Where `mmio_map` and `dma_alloc` place windows.
     pub const DEVICE_MAP_BASE: u64 = 0x0000_5000_0000_0000;

@@ -14,7 +14,9 @@ use coconut_abi::syscall::{Error, config};
 
 use crate::cpu;
 use crate::frames::Frames;
-use crate::paging::{self, ADDR_MASK, LARGE, NO_EXECUTE, PAGE_SIZE, PRESENT, USER, WRITABLE};
+use crate::paging::{
+    self, ADDR_MASK, LARGE, LARGE_PAGE_SIZE, NO_EXECUTE, PAGE_SIZE, PRESENT, USER, WRITABLE,
+};
 use crate::shard::MAX_SHARDS;
 
 /// Software bit: the leaf's frame belongs to the shard (freed with it).
@@ -252,18 +254,32 @@ impl AddrSpace {
     }
 
     /// The leaf entry for `va` (present, user), or `BadAddress`.
-    fn leaf(&self, frames: &mut Frames, va: u64) -> Result<u64, Error> {
+    fn leaf(&self, _frames: &mut Frames, va: u64) -> Result<u64, Error> {
         if va >= config::USER_END {
             return Err(Error::BadAddress);
         }
-        let table = self
-            .table_for(frames, va, false)
-            .map_err(|_| Error::BadAddress)?;
-        let e = entry(table, (va >> 12) & 511);
-        if e & (PRESENT | USER | DEVICE) != PRESENT | USER {
-            return Err(Error::BadAddress);
+        let mut table = self.pml4;
+        for shift in [39u32, 30, 21, 12] {
+            let e = entry(table, (va >> shift) & 511);
+            if e & PRESENT == 0 {
+                return Err(Error::BadAddress);
+            }
+            let is_leaf = shift == 12 || (shift == 21 && e & LARGE != 0);
+            if is_leaf {
+                if e & (USER | DEVICE) != USER {
+                    return Err(Error::BadAddress);
+                }
+                // Fold a 2 MiB leaf into a 4 KiB view of the page at `va`.
+                return Ok(if shift == 21 {
+                    (e & !LARGE & !((LARGE_PAGE_SIZE - 1) & ADDR_MASK))
+                        | (va & (LARGE_PAGE_SIZE - 1) & !(PAGE_SIZE - 1))
+                } else {
+                    e
+                });
+            }
+            table = e & ADDR_MASK;
         }
-        Ok(e)
+        Err(Error::BadAddress)
     }
 
     /// The physical address of user `va`, checked present + user (+ writable).
@@ -273,6 +289,50 @@ impl AddrSpace {
             return Err(Error::BadAddress);
         }
         Ok((e & ADDR_MASK) | (va & (PAGE_SIZE - 1)))
+    }
+
+    /// Maps one 2 MiB page at `va` (2 MiB aligned) to `pa` (2 MiB aligned),
+    /// not owned, checked like [`AddrSpace::map`].
+    pub fn map_large(
+        &self,
+        frames: &mut Frames,
+        va: u64,
+        pa: u64,
+        perms: Perms,
+    ) -> Result<(), Error> {
+        let bits = perms.bits()? | LARGE;
+        if !va.is_multiple_of(LARGE_PAGE_SIZE)
+            || !pa.is_multiple_of(LARGE_PAGE_SIZE)
+            || va < config::USER_MIN
+            || va + LARGE_PAGE_SIZE > config::USER_END
+        {
+            return Err(Error::InvalidArgument);
+        }
+        // Walk (creating) down to the page directory.
+        let mut table = self.pml4;
+        for shift in [39u32, 30] {
+            let index = (va >> shift) & 511;
+            let e = entry(table, index);
+            if e & PRESENT == 0 {
+                let b = book(self.slot);
+                if b.ntables == MAX_TABLES {
+                    return Err(Error::NoMemory);
+                }
+                let fresh = frames.alloc(true).ok_or(Error::NoMemory)?;
+                b.tables[b.ntables] = fresh;
+                b.ntables += 1;
+                set_entry(table, index, fresh | USER_TABLE);
+                table = fresh;
+            } else {
+                table = e & ADDR_MASK;
+            }
+        }
+        let index = (va >> 21) & 511;
+        if entry(table, index) & PRESENT != 0 {
+            return Err(Error::Overlap);
+        }
+        set_entry(table, index, pa | bits);
+        Ok(())
     }
 
     /// Frees every owned frame and every lower-half table, then the PML4.
