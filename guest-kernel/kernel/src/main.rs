@@ -1,19 +1,26 @@
-//! coconut guest-kernel: a `no_std` x86-64 microkernel for coco guests.
+//! coconut guest-kernel: a `no_std` x86-64 capability microkernel for coco
+//! guests (docs/guest-kernel.md).
 //!
-//! This is the first boot: PVH entry (boot.rs) → `kmain`, which sets up the
-//! CPU tables, reads the boot information the loader left (command line,
-//! memory map, modules, ACPI) and reports it on COM1 in the fixed format the
-//! tests assert, then ends the VM with `exit::SUCCESS`.
+//! PVH entry (boot.rs) → `kmain`, which sets up the CPU tables, reads the
+//! boot information the loader left (command line, memory map, modules,
+//! ACPI) and reports it on COM1 in the fixed format the tests assert; then
+//! `start::shards` loads the boot manifest's shards from the ramdisk and the
+//! scheduler runs them in ring 3 until none is left (profiling table, exit
+//! status). Without a manifest the kernel acts on `coco.after=` as before.
 //!
 //! Everything in ring 0 is emulated instruction by instruction on kvm-pvm
-//! hosts (/work/shared/reference/kvm-pvm.md), so boot does as little as it can:
-//! static page tables, no heap, no `core::fmt` outside the panic path.
+//! hosts (/work/shared/reference/kvm-pvm.md), so the kernel does as little
+//! as it can: static page tables, no heap, no `core::fmt` outside rare
+//! error paths, mappings instead of copies.
 //!
-//! Module map: `boot` (entry asm), `paging` (layout, page tables), `gdt` /
-//! `idt` (CPU tables, exception reports), `serial` (COM1), `cpu` (privileged
-//! instructions), `pvh` / `memmap` / `ext2` / `acpi` (parsers over byte
-//! slices), `physmem` (checked access to physical memory), `report` (the boot
-//! report), `panic`.
+//! Module map: `boot` (entry asm), `paging` (layout, kernel page tables,
+//! frame window), `gdt` / `idt` (CPU tables, every kernel entry), `kernel`
+//! (state, traps, scheduler), `syscalls` / `ipc` / `devices` (the system
+//! calls), `uspace` (shard page tables, checked user pointers), `loader` /
+//! `elf` / `ext2` (shards from the ramdisk), `frames`, `timer`, `start`,
+//! `shard` (control block), `serial` (COM1), `cpu` (privileged
+//! instructions), `pvh` / `memmap` / `acpi` (parsers), `physmem`, `report`,
+//! `panic`.
 #![no_std]
 #![no_main]
 

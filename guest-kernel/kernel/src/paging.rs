@@ -1,8 +1,8 @@
 //! Virtual memory layout and the kernel's page tables.
 //!
 //! ```text
-//! 0x0000_0000_0000_0000 ..          lower half: empty after boot (reserved
-//!                                   for user shards). During early boot
+//! 0x0000_0000_0000_0000 ..          lower half: empty in the kernel's own
+//!                                   PML4 (shards have theirs). During early boot
 //!                                   PML4[0] identity-maps physical 0..2 MiB
 //!                                   for the 32-bit stub; `init` removes it.
 //! 0xffff_8000_0000_0000 ..+4 GiB    direct map of physical 0..4 GiB
@@ -10,11 +10,19 @@
 //!                                   2 MiB pages installed on demand by
 //!                                   `map_phys` for memory the memory map
 //!                                   allows reading.
+//! 0xffff_8080_0000_0000 ..+4 GiB    frame window (PML4[257]): pool frames
+//!                                   and the ramdisk, read-write, NX, 2 MiB
+//!                                   pages installed by `window_map`.
 //! 0xffff_ffff_8000_0000 + phys      the kernel image (PML4[511], PDPT[510]),
 //!                                   4 KiB pages: text R-X, rodata R--,
 //!                                   data/bss/stacks RW- (NX), guard pages
 //!                                   below both stacks unmapped.
+//! 0xffff_ffff_c000_0000 ..+2 MiB    device pages (PDPT[511]): LAPIC, IOAPIC,
+//!                                   uncached.
 //! ```
+//!
+//! Shards' lower halves live in their own PML4s, which copy entries
+//! 256..512 of this one (uspace.rs).
 //!
 //! All tables are static and pre-filled in the ELF file (the assembler and
 //! linker compute their entries), so reaching long mode costs no loops; the
