@@ -273,27 +273,38 @@ const BS: usize = 1024;
 
 struct Rev0 {
     img: Vec<u8>,
+    bs: usize,
+    itable: u32,
     next_block: u32,
 }
 
 impl Rev0 {
-    /// blocks: 0 boot, 1 superblock, 2 descriptors, 3-4 bitmaps, 5-8 inode table (32 inodes).
-    fn new(blocks: u32) -> Self {
-        let mut img = vec![0u8; blocks as usize * BS];
+    /// 32 inodes. Blocks: superblock (in block 0, or block 1 with 1 KiB
+    /// blocks), descriptors, two bitmaps, the inode table, then data.
+    fn new(bs: usize, blocks: u32) -> Self {
+        let mut img = vec![0u8; blocks as usize * bs];
+        let first = u32::from(bs == 1024);
         let sb = 1024;
         img[sb..sb + 4].copy_from_slice(&32u32.to_le_bytes()); // inodes
         img[sb + 4..sb + 8].copy_from_slice(&blocks.to_le_bytes());
-        img[sb + 20..sb + 24].copy_from_slice(&1u32.to_le_bytes()); // first data block
-        img[sb + 24..sb + 28].copy_from_slice(&0u32.to_le_bytes()); // 1 KiB
-        img[sb + 32..sb + 36].copy_from_slice(&8192u32.to_le_bytes());
+        img[sb + 20..sb + 24].copy_from_slice(&first.to_le_bytes());
+        img[sb + 24..sb + 28].copy_from_slice(&(bs / 1024).trailing_zeros().to_le_bytes());
+        img[sb + 32..sb + 36].copy_from_slice(&(8 * bs as u32).to_le_bytes());
         img[sb + 40..sb + 44].copy_from_slice(&32u32.to_le_bytes());
         img[sb + 56..sb + 58].copy_from_slice(&0xef53u16.to_le_bytes());
         // rev 0: s_rev_level = 0 already
-        let gd = 2 * BS;
-        img[gd..gd + 4].copy_from_slice(&3u32.to_le_bytes());
-        img[gd + 4..gd + 8].copy_from_slice(&4u32.to_le_bytes());
-        img[gd + 8..gd + 12].copy_from_slice(&5u32.to_le_bytes());
-        Rev0 { img, next_block: 9 }
+        let gd = (first as usize + 1) * bs;
+        let itable = first + 4;
+        img[gd..gd + 4].copy_from_slice(&(first + 2).to_le_bytes());
+        img[gd + 4..gd + 8].copy_from_slice(&(first + 3).to_le_bytes());
+        img[gd + 8..gd + 12].copy_from_slice(&itable.to_le_bytes());
+        let next_block = itable + (32 * 128usize).div_ceil(bs) as u32;
+        Rev0 {
+            img,
+            bs,
+            itable,
+            next_block,
+        }
     }
 
     fn alloc(&mut self) -> u32 {
@@ -302,14 +313,16 @@ impl Rev0 {
     }
 
     fn put32(&mut self, block: u32, index: usize, v: u32) {
-        let o = block as usize * BS + index * 4;
+        let o = block as usize * self.bs + index * 4;
         self.img[o..o + 4].copy_from_slice(&v.to_le_bytes());
     }
 
-    fn inode(&mut self, ino: u32, mode: u16, size: u32, blocks: [u32; 15]) {
-        let o = 5 * BS + (ino as usize - 1) * 128;
+    /// An inode; sizes above 4 GiB use `i_size_high` (regular files).
+    fn inode(&mut self, ino: u32, mode: u16, size: u64, blocks: [u32; 15]) {
+        let o = self.itable as usize * self.bs + (ino as usize - 1) * 128;
         self.img[o..o + 2].copy_from_slice(&mode.to_le_bytes());
-        self.img[o + 4..o + 8].copy_from_slice(&size.to_le_bytes());
+        self.img[o + 4..o + 8].copy_from_slice(&(size as u32).to_le_bytes());
+        self.img[o + 108..o + 112].copy_from_slice(&((size >> 32) as u32).to_le_bytes());
         for (i, b) in blocks.iter().enumerate() {
             self.img[o + 40 + i * 4..o + 44 + i * 4].copy_from_slice(&b.to_le_bytes());
         }
@@ -318,8 +331,8 @@ impl Rev0 {
     /// A rev-0 directory block (16-bit name_len, no file type).
     fn dir(&mut self, entries: &[(u32, &[u8])]) -> u32 {
         let b = self.alloc();
-        let mut pos = b as usize * BS;
-        let end = pos + BS;
+        let mut pos = b as usize * self.bs;
+        let end = pos + self.bs;
         for (i, (ino, name)) in entries.iter().enumerate() {
             let len = if i + 1 == entries.len() {
                 end - pos
@@ -334,13 +347,104 @@ impl Rev0 {
         }
         b
     }
+
+    /// A sparse regular file with one marked block at each of `indices`.
+    fn sparse_file(&mut self, ino: u32, indices: &[u64]) {
+        let per = (self.bs / 4) as u64;
+        let mut top = [0u32; 15];
+        for &index in indices {
+            let leaf = self.alloc();
+            let o = leaf as usize * self.bs;
+            self.img[o..o + 8].copy_from_slice(&(index ^ 0xb10c).to_le_bytes());
+            if index < 12 {
+                top[index as usize] = leaf;
+                continue;
+            }
+            // find the level and the path of slots through it
+            let (mut rest, mut level, mut span) = (index - 12, 1u32, per);
+            while rest >= span {
+                rest -= span;
+                level += 1;
+                span *= per;
+            }
+            let slot_top = 11 + level as usize;
+            if top[slot_top] == 0 {
+                top[slot_top] = self.alloc();
+            }
+            let mut block = top[slot_top];
+            let mut span = span / per;
+            for _ in 1..level {
+                let slot = (rest / span) as usize;
+                rest %= span;
+                span /= per;
+                let o = block as usize * self.bs + slot * 4;
+                let mut next = u32::from_le_bytes(self.img[o..o + 4].try_into().unwrap());
+                if next == 0 {
+                    next = self.alloc();
+                    self.put32(block, slot, next);
+                }
+                block = next;
+            }
+            self.put32(block, rest as usize, leaf);
+        }
+        let size = (indices.iter().max().unwrap() + 1) * self.bs as u64;
+        self.inode(ino, 0o100_644, size, top);
+    }
+}
+
+#[test]
+fn every_block_size_reaches_each_indirection_level() {
+    for bs in [1024usize, 2048, 4096, 8192, 65536] {
+        let per = (bs / 4) as u64;
+        let triple = 12 + per + per * per;
+        let indices = [
+            0,
+            11,
+            12,
+            12 + per - 1,
+            12 + per,
+            triple - 1,
+            triple,
+            triple + 5 * per * per,
+        ];
+        let mut r = Rev0::new(bs, 64);
+        r.sparse_file(12, &indices);
+        let root = r.dir(&[(2, b"."), (2, b".."), (12, b"f")]);
+        let mut rb = [0u32; 15];
+        rb[0] = root;
+        r.inode(2, 0o040_755, bs as u64, rb);
+        let fs = Ext2::new(&r.img).unwrap();
+        assert_eq!(fs.block_size() as usize, bs);
+        let f = fs.open(b"/f").unwrap();
+        for &index in &indices {
+            let b = fs
+                .block_of(&f, index)
+                .unwrap()
+                .unwrap_or_else(|| panic!("bs {bs} index {index}"));
+            let o = fs.block_offset(b).unwrap();
+            assert_eq!(
+                r.img[o..o + 8],
+                (index ^ 0xb10c).to_le_bytes(),
+                "bs {bs} index {index}"
+            );
+            let mut buf = [0u8; 8];
+            assert_eq!(fs.read(&f, index * bs as u64, &mut buf), Ok(8));
+            assert_eq!(buf, (index ^ 0xb10c).to_le_bytes());
+        }
+        assert_eq!(fs.block_of(&f, 1), Ok(None), "bs {bs}: hole");
+        assert_eq!(
+            fs.block_of(&f, 13),
+            Ok(None),
+            "bs {bs}: hole in the single-indirect block"
+        );
+    }
 }
 
 /// 1 KiB blocks: 12 direct + 256 single + (more) double-indirect blocks.
 const SMALL_BLOCKS: usize = 12 + 256 + 40;
 
 fn rev0_image() -> Vec<u8> {
-    let mut r = Rev0::new(1200);
+    let mut r = Rev0::new(BS, 1200);
     // /data: a file whose blocks are placed one by one, some through indirect blocks
     let data = pattern(9, SMALL_BLOCKS * BS - 7);
     let mut blocks = [0u32; 15];
@@ -361,7 +465,7 @@ fn rev0_image() -> Vec<u8> {
             _ => r.put32(double_leaf, i - 268, b),
         }
     }
-    r.inode(12, 0o100_644, data.len() as u32, blocks);
+    r.inode(12, 0o100_644, data.len() as u64, blocks);
     // /sparse: a file with one block far out, reached through the triple-indirect pointer
     let tri_index = 12 + 256 + 256 * 256; // first triple-indirect block
     let (t, d, s, leaf) = (r.alloc(), r.alloc(), r.alloc(), r.alloc());
@@ -372,12 +476,12 @@ fn rev0_image() -> Vec<u8> {
     r.img[o..o + 5].copy_from_slice(b"TRIPL");
     let mut sparse = [0u32; 15];
     sparse[14] = t;
-    r.inode(13, 0o100_644, ((tri_index + 1) * BS) as u32, sparse);
+    r.inode(13, 0o100_644, ((tri_index + 1) * BS) as u64, sparse);
     // /sub/data-link: a nested directory
     let sub = r.dir(&[(14, b"."), (2, b".."), (12, b"again")]);
     let mut sub_blocks = [0u32; 15];
     sub_blocks[0] = sub;
-    r.inode(14, 0o040_755, BS as u32, sub_blocks);
+    r.inode(14, 0o040_755, BS as u64, sub_blocks);
     let root = r.dir(&[
         (2, b"."),
         (2, b".."),
@@ -387,7 +491,7 @@ fn rev0_image() -> Vec<u8> {
     ]);
     let mut root_blocks = [0u32; 15];
     root_blocks[0] = root;
-    r.inode(2, 0o040_755, BS as u32, root_blocks);
+    r.inode(2, 0o040_755, BS as u64, root_blocks);
     r.img
 }
 
