@@ -163,9 +163,11 @@ impl<'a> Ext2<'a> {
         if !sane {
             return Err(FsError::Corrupt);
         }
-        let groups = blocks_count
-            .saturating_sub(first_data_block)
-            .div_ceil(blocks_per_group);
+        let groups = div_ceil(
+            u64::from(blocks_count.saturating_sub(first_data_block)),
+            u64::from(blocks_per_group),
+        );
+        let groups = u32::try_from(groups).map_err(|_| FsError::Corrupt)?;
         if u64::from(groups).saturating_mul(u64::from(inodes_per_group)) < u64::from(inodes_count) {
             return Err(FsError::Corrupt);
         }
@@ -274,7 +276,7 @@ impl<'a> Ext2<'a> {
 
     /// Blocks a file of `size` bytes spans.
     fn file_blocks(&self, size: u64) -> u64 {
-        size.div_ceil(u64::from(self.block_size))
+        div_ceil(size, u64::from(self.block_size))
     }
 
     /// The disk block holding the `index`-th block of `inode`'s data;
@@ -447,6 +449,14 @@ impl<'a> Ext2<'a> {
             Err(FsError::NotAFile)
         }
     }
+}
+
+/// `a / b` rounded up; 0 when `b` is 0 (`u64::div_ceil` would panic, and
+/// the compiler cannot see that block sizes are never 0).
+fn div_ceil(a: u64, b: u64) -> u64 {
+    let q = a.checked_div(b).unwrap_or(0);
+    let r = a.checked_rem(b).unwrap_or(0);
+    q.saturating_add(u64::from(r != 0))
 }
 
 #[cfg(test)]
