@@ -621,3 +621,73 @@ fn reads_images_made_by_mke2fs() {
         assert_eq!(fs.open(b"/lost+found"), Err(FsError::NotAFile));
     }
 }
+
+/// `run_at` agrees with `block_of` block by block and stops where contiguity ends.
+fn check_runs(fs: &Ext2<'_>, f: &Inode, rng: &mut Rng) {
+    let nblocks = f.size.div_ceil(u64::from(fs.block_size()));
+    for _ in 0..50 {
+        let index = rng.below(nblocks);
+        let max = 1 + rng.below(3000);
+        match fs.run_at(f, index, max).unwrap() {
+            None => assert_eq!(fs.block_of(f, index), Ok(None)),
+            Some((first, n)) => {
+                assert!(n >= 1 && n <= max && index + n <= nblocks);
+                for k in 0..n {
+                    assert_eq!(fs.block_of(f, index + k), Ok(Some(first + k as u32)));
+                }
+                if n < max && index + n < nblocks {
+                    assert_ne!(
+                        fs.block_of(f, index + n),
+                        Ok(Some(first + n as u32)),
+                        "the run is maximal"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn runs_cover_contiguous_files_in_one_step() {
+    let fs = Ext2::new(image()).unwrap();
+    let big = fs.open(b"/models/big.bin").unwrap();
+    let nblocks = BIG.div_ceil(4096) as u64;
+    let first = fs.block_of(&big, 0).unwrap().unwrap();
+    assert_eq!(
+        fs.run_at(&big, 0, u64::MAX),
+        Ok(Some((first, nblocks))),
+        "the whole file is one run"
+    );
+    assert_eq!(fs.run_at(&big, 5, 10), Ok(Some((first + 5, 10))));
+    assert_eq!(fs.run_at(&big, 7, 0), Ok(Some((first + 7, 1))));
+    assert_eq!(fs.run_at(&big, nblocks, 1), Err(FsError::OutOfRange));
+    let mut rng = Rng::new(0x2u64);
+    check_runs(&fs, &big, &mut rng);
+    // holes and scattered blocks in the hand-built images
+    let img = rev0_image();
+    let fs = Ext2::new(&img).unwrap();
+    check_runs(&fs, &fs.open(b"/data").unwrap(), &mut rng);
+    let sparse = fs.open(b"/sparse").unwrap();
+    assert_eq!(fs.run_at(&sparse, 0, 100), Ok(None));
+    let tri = (12 + 256 + 256 * 256) as u64;
+    assert_eq!(
+        fs.run_at(&sparse, tri, 100).map(|r| r.map(|(_, n)| n)),
+        Ok(Some(1))
+    );
+    check_runs(&fs, &sparse, &mut rng);
+}
+
+#[test]
+fn runs_on_mutated_images_never_panic() {
+    let base = rev0_image();
+    let mut rng = Rng::new(0x7a7);
+    for _ in 0..2000 {
+        let mut img = base.clone();
+        let n = 1 + rng.below(40) as usize;
+        rng.mutate(&mut img[..40 * BS], n);
+        let Ok(fs) = Ext2::new(&img) else { continue };
+        if let Ok(f) = fs.open(b"/data") {
+            let _ = fs.run_at(&f, rng.below(400), rng.next() >> rng.below(64));
+        }
+    }
+}
