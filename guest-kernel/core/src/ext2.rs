@@ -338,16 +338,21 @@ impl<'a> Ext2<'a> {
                     n = n.saturating_add(1);
                 }
                 Ptr::InBlock { block, slot } => {
-                    let ptrs = self.bytes(block, 0, u64::from(self.block_size))?;
-                    let mut slot = slot;
-                    while slot < per && n < limit {
-                        let want = u64::from(first).saturating_add(n);
-                        let at = usize::try_from(slot.saturating_mul(4)).unwrap_or(usize::MAX);
-                        if u32_at(ptrs, at).map(u64::from) != Some(want) {
+                    let ptrs = self.bytes(block, slot.saturating_mul(4), {
+                        per.saturating_sub(slot).saturating_mul(4)
+                    })?;
+                    // `first + n` cannot wrap: both are far below 2^64.
+                    let mut want = u64::from(first).wrapping_add(n);
+                    for ptr in ptrs.chunks_exact(4) {
+                        if n >= limit {
                             break 'run;
                         }
-                        n = n.saturating_add(1);
-                        slot = slot.saturating_add(1);
+                        let ptr = <[u8; 4]>::try_from(ptr).map_or(0, u32::from_le_bytes);
+                        if u64::from(ptr) != want {
+                            break 'run;
+                        }
+                        n = n.wrapping_add(1);
+                        want = want.wrapping_add(1);
                     }
                 }
             }
