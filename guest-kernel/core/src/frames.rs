@@ -148,29 +148,28 @@ impl<const WORDS: usize> Frames<WORDS> {
     /// marks gigabytes; one frame at a time would cost seconds of emulated
     /// ring-0 instructions on kvm-pvm).
     fn set_range(&mut self, first: u64, last: u64, free: bool) {
-        let mut frame = first;
-        while frame < last {
-            let index = (frame / BITS) as usize;
-            let lo = frame % BITS;
-            let span = BITS.saturating_sub(lo).min(last.saturating_sub(frame));
-            let mask = if span >= BITS {
-                u64::MAX
-            } else {
-                ((1u64 << span).wrapping_sub(1)) << lo
-            };
-            let Some(word) = self.free.get_mut(index) else {
-                return;
-            };
-            let old = *word;
-            let new = if free { old | mask } else { old & !mask };
-            *word = new;
-            let (gained, lost) = (
-                u64::from((new & !old).count_ones()),
-                u64::from((old & !new).count_ones()),
-            );
-            self.free_count = self.free_count.saturating_add(gained).saturating_sub(lost);
-            self.update_summary(index, new != 0);
-            frame = frame.saturating_add(span);
+        if first >= last {
+            return;
+        }
+        let flipped = fill_bits(&mut self.free, first, last, free);
+        self.free_count = if free {
+            self.free_count.saturating_add(flipped)
+        } else {
+            self.free_count.saturating_sub(flipped)
+        };
+        // Words wholly inside the range are now all free or all taken; the
+        // (at most two) partial words at the ends are looked at.
+        let (w0, w1) = (
+            (first / BITS) as usize,
+            (last.saturating_sub(1) / BITS) as usize,
+        );
+        let (full0, full1) = (first.div_ceil(BITS), last / BITS);
+        if full0 < full1 {
+            fill_bits(&mut self.summary, full0, full1, free);
+        }
+        for index in [w0, w1] {
+            let nonempty = self.free.get(index).is_some_and(|&w| w != 0);
+            self.update_summary(index, nonempty);
         }
     }
 
@@ -327,6 +326,54 @@ impl<const WORDS: usize> Frames<WORDS> {
         let nonempty = *word != 0;
         self.update_summary(index, nonempty);
     }
+}
+
+/// Sets (`on`) or clears bits `first..last` of a bitmap, whole words at a
+/// time where it can; returns how many bits changed. Bits past the end of
+/// `words` are ignored.
+fn fill_bits(words: &mut [u64], first: u64, last: u64, on: bool) -> u64 {
+    let mut flipped: u64 = 0;
+    let mut bit = first;
+    while bit < last {
+        let index = (bit / BITS) as usize;
+        let lo = bit % BITS;
+        if lo == 0 && last.saturating_sub(bit) >= BITS {
+            let end = ((last / BITS) as usize).min(words.len());
+            let Some(run) = words.get_mut(index..end) else {
+                return flipped;
+            };
+            for w in run {
+                let flips = if on { !*w } else { *w };
+                if flips != 0 {
+                    flipped = flipped.saturating_add(if flips == u64::MAX {
+                        BITS
+                    } else {
+                        u64::from(flips.count_ones())
+                    });
+                    *w = if on { u64::MAX } else { 0 };
+                }
+            }
+            if end <= index {
+                return flipped;
+            }
+            bit = (end as u64).saturating_mul(BITS);
+            continue;
+        }
+        let span = BITS.saturating_sub(lo).min(last.saturating_sub(bit));
+        let mask = if span >= BITS {
+            u64::MAX
+        } else {
+            ((1u64 << span).wrapping_sub(1)) << lo
+        };
+        let Some(w) = words.get_mut(index) else {
+            return flipped;
+        };
+        let flips = if on { mask & !*w } else { mask & *w };
+        flipped = flipped.saturating_add(u64::from(flips.count_ones()));
+        *w ^= flips;
+        bit = bit.saturating_add(span);
+    }
+    flipped
 }
 
 #[cfg(test)]
