@@ -171,8 +171,10 @@ impl<const N: usize> VmSpace<N> {
 
     /// The region containing `va`.
     pub fn find(&self, va: u64) -> Option<&Region> {
-        let i = self.regions().partition_point(|r| r.end() <= va);
-        self.regions().get(i).filter(|r| r.start <= va)
+        let i = self.regions().partition_point(|r| r.start <= va);
+        self.regions()
+            .get(i.checked_sub(1)?)
+            .filter(|r| va < r.end())
     }
 
     /// Adds a region after checking every rule (see the module documentation).
@@ -369,17 +371,23 @@ impl<const N: usize> VmSpace<N> {
         if end > USER_END {
             return Err(Error::BadAddress);
         }
-        let mut i = self.regions().partition_point(|r| r.end() <= va);
+        let regions = self.regions();
+        // The last region starting at or below va (a search on starts only).
+        let mut i = regions
+            .partition_point(|r| r.start <= va)
+            .checked_sub(1)
+            .ok_or(Error::BadAddress)?;
         let mut pos = va;
         loop {
-            let r = self.regions().get(i).ok_or(Error::BadAddress)?;
-            if r.start > pos || !r.perms.read() || (write && !r.perms.write()) {
+            let r = regions.get(i).ok_or(Error::BadAddress)?;
+            let r_end = r.end();
+            if r.start > pos || pos >= r_end || !r.perms.read() || (write && !r.perms.write()) {
                 return Err(Error::BadAddress);
             }
-            if r.end() >= end {
+            if r_end >= end {
                 return Ok(());
             }
-            pos = r.end();
+            pos = r_end;
             i = i.saturating_add(1);
         }
     }

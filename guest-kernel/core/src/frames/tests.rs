@@ -209,3 +209,48 @@ fn the_full_size_allocator_can_be_a_static() {
     assert_eq!(big.alloc().map(|f| f.addr), Some((4 << 30) - PAGE));
     assert_eq!(big.alloc(), None);
 }
+
+#[test]
+fn word_wise_ranges_match_frame_by_frame_marking() {
+    let mut rng = Rng::new(0xb175);
+    for _ in 0..300 {
+        let mut fast = small();
+        let mut slow = small();
+        for _ in 0..8 {
+            let start = rng.below(70 * MIB);
+            let len = rng.below(8 * MIB) >> rng.below(12);
+            let usable = rng.below(3) != 0;
+            if usable {
+                fast.add_usable(start, len);
+            } else {
+                fast.reserve(start, len);
+            }
+            // the same, one frame at a time
+            let (first, last) = if usable {
+                (start.div_ceil(PAGE).max(1), (start + len) / PAGE)
+            } else {
+                (start / PAGE, (start + len).div_ceil(PAGE))
+            };
+            for frame in first..last.min(slow.limit() / PAGE) {
+                slow.set_free(frame, usable);
+            }
+            assert_eq!(fast.free, slow.free);
+            assert_eq!(fast.summary, slow.summary);
+            assert_eq!(fast.free_frames(), slow.free_frames());
+        }
+    }
+}
+
+#[test]
+fn init_applies_reservations_after_every_usable_range() {
+    let mut f = small();
+    // the reservation comes before the range it punches a hole in
+    f.init(
+        &[(0, MIB), (2 * MIB, MIB)],
+        &[(2 * MIB + 0x800, 0x1000), (0, 0x10_0000 / 2)],
+    );
+    assert_eq!(f.free_frames(), 128 + 256 - 2);
+    assert!(!f.is_free_addr(2 * MIB) && !f.is_free_addr(2 * MIB + PAGE));
+    assert!(f.is_free_addr(2 * MIB + 2 * PAGE));
+    assert!(!f.is_free_addr(0x7f000) && f.is_free_addr(0x80000));
+}

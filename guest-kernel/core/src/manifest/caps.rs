@@ -82,7 +82,7 @@ const GPU_RIGHTS: &[(&str, u64)] = &[("write", rights::GPU_WRITE), ("grant", rig
 
 /// Parses one spelling; channel and shard names are looked up in `m`.
 pub(super) fn parse(spelling: &str, m: &Manifest<'_>) -> Result<CapSpec, Reason> {
-    let mut parts = spelling.split(':');
+    let mut parts = Fields::new(spelling, b':');
     let kind = parts.next().unwrap_or("");
     let mut field = || parts.next().ok_or(Reason::BadCap);
     let spec = match kind {
@@ -164,7 +164,7 @@ fn rights_of(words: &str, table: &[(&str, u64)]) -> Result<u64, Reason> {
         return Err(Reason::BadRight);
     }
     let mut bits = 0;
-    for word in words.split('+') {
+    for word in Fields::new(words, b'+') {
         let (_, bit) = table
             .iter()
             .find(|(name, _)| *name == word)
@@ -172,4 +172,35 @@ fn rights_of(words: &str, table: &[(&str, u64)]) -> Result<u64, Reason> {
         bits |= bit;
     }
     Ok(bits)
+}
+
+/// The `sep`-separated fields of a string. (`str::split` would do, but its
+/// code carries an unreachable slice-index panic; this has none.)
+struct Fields<'a> {
+    rest: Option<&'a str>,
+    sep: u8,
+}
+
+impl<'a> Fields<'a> {
+    fn new(s: &'a str, sep: u8) -> Self {
+        Fields { rest: Some(s), sep }
+    }
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let rest = self.rest?;
+        match rest.bytes().position(|b| b == self.sep) {
+            Some(i) => {
+                self.rest = rest.get(i.saturating_add(1)..);
+                rest.get(..i)
+            }
+            None => {
+                self.rest = None;
+                Some(rest)
+            }
+        }
+    }
 }
