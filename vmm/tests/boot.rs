@@ -55,9 +55,21 @@ fn guest_kernel_boots_reports_its_machine_and_exits_zero() {
     } else {
         "syscall"
     };
-    assert!(console.contains(&format!(
-        "cmdline: coco.gate={flavour_gate} coco.guest=g1 hello=world"
-    )));
+    // ... including the vCPU's TSC frequency (KVM_GET_TSC_KHZ) for its clock.
+    let cmdline = console
+        .iter()
+        .find_map(|l| l.strip_prefix("cmdline: "))
+        .unwrap_or_else(|| panic!("no cmdline line in {console:?}"));
+    let words: Vec<&str> = cmdline.split(' ').collect();
+    assert_eq!(words.len(), 4, "{cmdline}");
+    assert_eq!(words[0], format!("coco.gate={flavour_gate}"));
+    assert_eq!(words[1], "coco.guest=g1");
+    let khz: u64 = words[2]
+        .strip_prefix("coco.tsc_khz=")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no coco.tsc_khz in {cmdline}"));
+    assert!(khz > 0, "{cmdline}");
+    assert_eq!(words[3], "hello=world");
     assert!(console.contains(&format!("syscall gate: {flavour_gate}")));
 
     // The memory map the VMM built, as the guest parsed it.

@@ -9,10 +9,13 @@
 //! data is bounded. Kernel instructions are emulated (~0.6 µs each) on
 //! kvm-pvm hosts, so the hot paths are O(1) or small loops.
 //!
+//! * [`captable`] — capabilities: grant (needs GRANT), restrict, inspect, cascading revoke.
+//! * [`channel`] — bounded message queues; full and too-big are errors, nothing is lost.
 //! * [`elf`] — validates a shard's ELF64 image (W^X, user range, alignment).
 //! * [`frames`] — the physical frame allocator (knows which frames are still zero).
 //! * [`manifest`] — parses the boot manifest `/boot/shards.toml`.
 //! * [`perms`] — page permissions and the W^X rule.
+//! * [`sched`] — four-priority round-robin run queues and wait deadlines.
 //! * [`vmspace`] — per-shard address-space bookkeeping, `mmap` rules, user-range checks.
 #![no_std]
 // Panic-freedom is a contract of this crate: keep it machine-checked.
@@ -34,10 +37,13 @@
 extern crate std;
 
 mod bytes;
+pub mod captable;
+pub mod channel;
 pub mod elf;
 pub mod frames;
 pub mod manifest;
 pub mod perms;
+pub mod sched;
 #[cfg(test)]
 mod testutil;
 pub mod vmspace;

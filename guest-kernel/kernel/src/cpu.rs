@@ -191,7 +191,9 @@ pub fn cr3() -> u64 {
 pub fn idle_once() {
     // SAFETY: interrupts are taken on the current (kernel) stack by handlers
     // that return here; IF is off again before Rust code continues.
-    unsafe { asm!("sti", "hlt", "cli", options(nomem, nostack)) }
+    // Not `nomem`: the interrupt handler changes kernel state the caller
+    // re-reads afterwards.
+    unsafe { asm!("sti", "hlt", "cli", options(nostack)) }
 }
 
 /// Saves the x87/SSE state into `area`.

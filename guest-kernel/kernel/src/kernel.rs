@@ -7,6 +7,8 @@
 
 use coconut_abi::syscall::{Error, config, fault_name};
 use coconut_abi::{After, SyscallGate, exit, milestone};
+use coconut_core::captable::CapTable;
+use coconut_core::channel::ChannelPool;
 
 use crate::cpu;
 use crate::ext2::Fs;
@@ -27,6 +29,29 @@ const RFLAGS_FORCED: u64 = 0x202;
 const USER_RIP_END: u64 = config::USER_END;
 /// Pseudo-vector recorded for `shard_kill`.
 pub const KILLED_BY_REQUEST: u8 = 0xff;
+
+/// Channels the kernel can hold at once.
+pub const CHANNELS: usize = 16;
+/// Message buffers shared by all channels (256 bytes each).
+pub const CHANNEL_SLOTS: usize = 256;
+/// Memory objects (MMIO windows, DMA grants) the kernel tracks.
+pub const MEMORY_OBJECTS: usize = 16;
+
+/// What a MEMORY capability's resource (an index here) names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemObj {
+    /// Unused entry.
+    None,
+    /// Permission to allocate DMA-able memory.
+    Dma,
+    /// The MMIO window `[base, base + pages * 4096)`.
+    Mmio {
+        /// Physical base.
+        base: u64,
+        /// Pages.
+        pages: u64,
+    },
+}
 
 /// The whole kernel state.
 #[derive(Debug)]
@@ -55,6 +80,12 @@ pub struct Kernel {
     pub after: After,
     /// A frame that stays zero, mapped read-only for file holes (0: none yet).
     zero_frame: u64,
+    /// Every shard's capabilities.
+    pub caps: CapTable<MAX_SHARDS>,
+    /// Channel queues.
+    pub chans: ChannelPool<CHANNELS, CHANNEL_SLOTS>,
+    /// MEMORY capability objects.
+    pub memory: [MemObj; MEMORY_OBJECTS],
 }
 
 /// The shared zero frame (allocated on first use, never written).
@@ -78,6 +109,9 @@ static mut KERNEL: Kernel = Kernel {
     entered: false,
     after: After::Exit,
     zero_frame: 0,
+    caps: CapTable::new(),
+    chans: ChannelPool::new(),
+    memory: [MemObj::None; MEMORY_OBJECTS],
 };
 
 /// The kernel state.
@@ -205,7 +239,7 @@ fn expire_timeouts(k: &mut Kernel) {
 }
 
 /// Prints the kill line.
-fn report_kill(k: &Kernel, id: ShardId, vector: u8, cr2: u64) {
+pub fn report_kill(k: &Kernel, id: ShardId, vector: u8, cr2: u64) {
     let s = &k.shards[id];
     let o = out();
     o.s("shard ")

@@ -73,13 +73,16 @@ pub fn load(k: &mut Kernel, spec: &Spec<'_>) -> Result<ShardId, LoadError> {
     let n = fs.read(&inode, 0, &mut head);
     let image = elf::parse(&head[..n], inode.size).map_err(|r| fail(Error::InvalidArgument, r))?;
 
-    let space = AddrSpace::new(&mut k.frames).map_err(|e| fail(e, "out of memory"))?;
+    let space = AddrSpace::new(&mut k.frames, id).map_err(|e| fail(e, "out of memory"))?;
     let mapped = map_image(&mut k.frames, &fs, k.ramdisk_phys, &inode, &image, space)
         .and_then(|()| map_stack_and_info(&mut k.frames, space, id, spec, image.end()));
-    if let Err(e) = mapped {
-        space.destroy(&mut k.frames);
-        return Err(fail(e, "cannot map the image"));
-    }
+    let info_pa = match mapped {
+        Ok(pa) => pa,
+        Err(e) => {
+            space.destroy(&mut k.frames);
+            return Err(fail(e, "cannot map the image"));
+        }
+    };
 
     let s = &mut k.shards[id];
     *s = Shard::EMPTY;
@@ -95,6 +98,7 @@ pub fn load(k: &mut Kernel, spec: &Spec<'_>) -> Result<ShardId, LoadError> {
     s.save.rflags = 0x202;
     s.save.cs = u64::from(gdt::USER_CS);
     s.save.ss = u64::from(gdt::USER_DS);
+    s.info_pa = info_pa;
     s.state = State::Created;
     Ok(id)
 }
@@ -168,7 +172,7 @@ fn map_stack_and_info(
     id: ShardId,
     spec: &Spec<'_>,
     image_end: u64,
-) -> Result<(), Error> {
+) -> Result<u64, Error> {
     let stack_base = config::STACK_TOP - config::STACK_PAGES * PAGE_SIZE;
     space.map(
         frames,
@@ -204,5 +208,16 @@ fn map_stack_and_info(
         frames.free(info_pa);
         return Err(e);
     }
-    Ok(())
+    Ok(info_pa)
+}
+
+/// Records boot capability `handle` at `index` of the shard's info page.
+pub fn set_boot_cap(info_pa: u64, index: usize, handle: u32) {
+    if index >= 16 || info_pa == 0 {
+        return;
+    }
+    let offset = core::mem::offset_of!(config::ShardInfo, boot_caps) + 4 * index;
+    // SAFETY: the info page is a pool frame in the window; the offset is
+    // inside ShardInfo (index < 16), which fits in the page.
+    unsafe { (paging::window(info_pa).add(offset) as *mut u32).write_unaligned(handle) };
 }

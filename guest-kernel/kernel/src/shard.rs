@@ -36,6 +36,24 @@ impl Ending {
 pub enum Wait {
     /// `shard_wait` on this child.
     Child(ShardId),
+    /// `channel_send` to a full channel: the message is at `va`, `len` bytes.
+    Send {
+        /// Channel id (capability resource).
+        chan: u32,
+        /// User buffer.
+        va: u64,
+        /// Its length.
+        len: u64,
+    },
+    /// `channel_recv` from an empty channel into `va`, at most `max` bytes.
+    Recv {
+        /// Channel id.
+        chan: u32,
+        /// User buffer.
+        va: u64,
+        /// Its size.
+        max: u64,
+    },
 }
 
 /// Scheduling state.
@@ -125,6 +143,8 @@ pub struct Shard {
     pub device_map_next: u64,
     /// Profiling counters.
     pub stats: Stats,
+    /// Physical address of its info page (to record boot capabilities).
+    pub info_pa: u64,
 }
 
 impl Shard {
@@ -176,6 +196,7 @@ impl Shard {
             start_tsc: 0,
             end_tsc: 0,
         },
+        info_pa: 0,
     };
 
     /// The name as bytes.

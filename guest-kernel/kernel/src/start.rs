@@ -1,21 +1,27 @@
 //! Starting the shards of the boot manifest: frames from the memory map,
 //! the ramdisk's file system, the manifest (`coco.manifest=` or
-//! `/boot/shards.toml`), each shard loaded, the CPU prepared, the tick
-//! started, and the scheduler entered. Without a manifest (the default path
-//! absent) boot ends as before: `kmain` acts on `coco.after=`.
+//! `/boot/shards.toml`, parsed by coconut-core), its channels created, each
+//! shard loaded and given its capabilities (handles recorded in
+//! `ShardInfo::boot_caps`), the CPU prepared, the tick started, and the
+//! scheduler entered. Without a manifest (the default path absent) boot
+//! ends as before: `kmain` acts on `coco.after=`.
+
+use core::fmt::Write;
 
 use coconut_abi::cmdline::{MANIFEST, TSC_KHZ};
+use coconut_abi::syscall::{Error, rights};
 use coconut_abi::{cmdline_value, exit};
+use coconut_core::captable::Cap;
+use coconut_core::manifest::{self, CapSpec};
 
 use crate::cpu;
 use crate::ext2::Fs;
-use crate::kernel::{self, kernel};
+use crate::kernel::{self, Kernel, MemObj, kernel};
 use crate::loader::{self, Spec};
-use crate::manifest;
 use crate::physmem::read_boot_info;
 use crate::report::BootOptions;
-use crate::serial::out;
-use crate::shard::State;
+use crate::serial::{Serial, out};
+use crate::shard::{ShardId, State};
 use crate::timer::DEFAULT_TSC_KHZ;
 
 /// Where the manifest is unless the command line says otherwise.
@@ -65,14 +71,8 @@ pub fn shards(options: &BootOptions) {
     let m = match manifest::parse(&buf[..n]) {
         Ok(m) => m,
         Err(e) => {
-            out()
-                .s("shards: ")
-                .s(path)
-                .s(":")
-                .dec(e.line as u64)
-                .s(": ")
-                .s(e.reason)
-                .nl();
+            // Rare and fatal: worth core::fmt for the core's message.
+            let _ = write!(Serial, "shards: {path}: {e}\n");
             cpu::exit(exit::BAD_MANIFEST)
         }
     };
@@ -90,38 +90,56 @@ pub fn shards(options: &BootOptions) {
         .nl();
     kernel::init_cpu(options.gate);
 
-    for spec in &m.shards[..m.len] {
+    let mut chan_ids = [0u32; manifest::MAX_CHANNELS];
+    for (i, c) in m.channels().iter().enumerate() {
+        match k.chans.create(u64::from(c.capacity), u64::from(c.msg_max)) {
+            Ok(id) => chan_ids[i] = id.0,
+            Err(_) => fail("cannot create channel ", c.name.as_bytes()),
+        }
+    }
+    let mut ids: [ShardId; manifest::MAX_SHARDS] = [0; manifest::MAX_SHARDS];
+    for (i, spec) in m.shards().iter().enumerate() {
         let load = Spec {
-            name: spec.name,
-            path: spec.path,
+            name: spec.name.as_bytes(),
+            path: spec.path.as_bytes(),
             priority: spec.priority,
             pages: spec.pages,
-            args: spec.args,
+            args: spec.args.as_bytes(),
         };
         match loader::load(k, &load) {
             Ok(id) => {
+                ids[i] = id;
                 out()
                     .s("shard ")
                     .dec(id as u64)
                     .s(" (")
-                    .text(spec.name)
+                    .s(spec.name)
                     .s(") loaded from ")
-                    .text(spec.path)
+                    .s(spec.path)
                     .nl();
-                if spec.start {
-                    k.shards[id].state = State::Runnable;
-                    k.shards[id].stats.start_tsc = cpu::rdtsc();
-                }
             }
             Err(e) => {
                 out()
                     .s("shards: cannot load ")
-                    .text(spec.path)
+                    .s(spec.path)
                     .s(": ")
                     .s(e.reason)
                     .nl();
                 cpu::exit(exit::BAD_MANIFEST)
             }
+        }
+    }
+    for (i, spec) in m.shards().iter().enumerate() {
+        let id = ids[i];
+        for (slot, cap) in spec.caps().iter().enumerate() {
+            match install(k, id, cap, &chan_ids, &ids) {
+                Ok(handle) => loader::set_boot_cap(k.shards[id].info_pa, slot, handle),
+                Err(_) => fail("cannot install a capability for ", spec.name.as_bytes()),
+            }
+        }
+        if spec.start {
+            k.shards[id].state = State::Runnable;
+            k.shards[id].stats.start_tsc = cpu::rdtsc();
         }
     }
 
@@ -140,4 +158,47 @@ pub fn shards(options: &BootOptions) {
     }
     o.nl();
     kernel::run()
+}
+
+/// Creates the root capability `spec` names in shard `id`'s table.
+fn install(
+    k: &mut Kernel,
+    id: ShardId,
+    spec: &CapSpec,
+    chan_ids: &[u32],
+    ids: &[ShardId],
+) -> Result<u32, Error> {
+    let resource = match *spec {
+        CapSpec::Factory { .. } | CapSpec::GpuDma { .. } => 0,
+        CapSpec::Channel { channel, .. } => {
+            u64::from(*chan_ids.get(channel).ok_or(Error::InvalidArgument)?)
+        }
+        CapSpec::Shard { shard, .. } => *ids.get(shard).ok_or(Error::InvalidArgument)? as u64,
+        CapSpec::Irq { line, .. } => u64::from(line),
+        CapSpec::Dma { .. } => memory_object(k, MemObj::Dma)?,
+        CapSpec::Mmio { base, pages, .. } => memory_object(k, MemObj::Mmio { base, pages })?,
+    };
+    let _ = rights::ALL;
+    k.caps.create(
+        id,
+        Cap {
+            cap_type: spec.cap_type(),
+            resource,
+            rights: spec.rights(),
+        },
+    )
+}
+
+/// The index of a memory object equal to `obj`, added if new.
+fn memory_object(k: &mut Kernel, obj: MemObj) -> Result<u64, Error> {
+    if let Some(i) = k.memory.iter().position(|&m| m == obj) {
+        return Ok(i as u64);
+    }
+    let i = k
+        .memory
+        .iter()
+        .position(|&m| m == MemObj::None)
+        .ok_or(Error::NoSlots)?;
+    k.memory[i] = obj;
+    Ok(i as u64)
 }

@@ -6,6 +6,7 @@
 use coconut_abi::syscall::{Error, MMAP_PAGES_MAX, PATH_MAX, SERIAL_WRITE_MAX, config, nr, pledge};
 
 use crate::cpu;
+use crate::ipc;
 use crate::kernel::Kernel;
 use crate::paging::{LARGE_PAGE_SIZE, PAGE_SIZE};
 use crate::serial::out;
@@ -52,6 +53,19 @@ static TABLE: [Option<Handler>; CALLS] = {
     t[nr::FS_CLOSE as usize] = Some(sys_fs_close);
     t[nr::FS_MAP as usize] = Some(sys_fs_map);
     t[nr::PLEDGE as usize] = Some(sys_pledge);
+    t[nr::CHANNEL_CREATE as usize] = Some(ipc::sys_channel_create);
+    t[nr::CHANNEL_SEND as usize] = Some(ipc::sys_channel_send);
+    t[nr::CHANNEL_RECV as usize] = Some(ipc::sys_channel_recv);
+    t[nr::CHANNEL_SEND_TIMEOUT as usize] = Some(ipc::sys_channel_send_timeout);
+    t[nr::CHANNEL_RECV_TIMEOUT as usize] = Some(ipc::sys_channel_recv_timeout);
+    t[nr::CAP_GRANT as usize] = Some(ipc::sys_cap_grant);
+    t[nr::CAP_REVOKE as usize] = Some(ipc::sys_cap_revoke);
+    t[nr::CAP_RESTRICT as usize] = Some(ipc::sys_cap_restrict);
+    t[nr::CAP_INSPECT as usize] = Some(ipc::sys_cap_inspect);
+    t[nr::SHARD_CREATE as usize] = Some(ipc::sys_shard_create);
+    t[nr::SHARD_START as usize] = Some(ipc::sys_shard_start);
+    t[nr::SHARD_WAIT as usize] = Some(ipc::sys_shard_wait);
+    t[nr::SHARD_KILL as usize] = Some(ipc::sys_shard_kill);
     t[nr::GPU_DMA as usize] = Some(sys_no_device);
     t[nr::GPU_UNVEIL as usize] = Some(sys_no_device);
     t
@@ -91,10 +105,18 @@ pub fn dispatch(k: &mut Kernel, id: ShardId, t0: u64, rotate: &mut bool) {
 }
 
 /// Called when a shard ends (exit or kill): completes waits on it.
-pub fn shard_ended(_k: &mut Kernel, _id: ShardId, _ending: Ending) {}
+pub fn shard_ended(k: &mut Kernel, id: ShardId, ending: Ending) {
+    crate::ipc::shard_ended(k, id, ending);
+}
 
 /// A checked user range of the calling shard.
-fn user(k: &mut Kernel, id: ShardId, va: u64, len: u64, write: bool) -> Result<UserSlice, Error> {
+pub fn user(
+    k: &mut Kernel,
+    id: ShardId,
+    va: u64,
+    len: u64,
+    write: bool,
+) -> Result<UserSlice, Error> {
     let space = k.shards[id].space.ok_or(Error::BadAddress)?;
     UserSlice::new(&mut k.frames, space, va, len, write)
 }

@@ -15,9 +15,40 @@ use coconut_abi::syscall::{Error, config};
 use crate::cpu;
 use crate::frames::Frames;
 use crate::paging::{self, ADDR_MASK, LARGE, NO_EXECUTE, PAGE_SIZE, PRESENT, USER, WRITABLE};
+use crate::shard::MAX_SHARDS;
 
 /// Software bit: the leaf's frame belongs to the shard (freed with it).
 pub const OWNED: u64 = 1 << 9;
+/// Most lower-half page-table frames one space may have (a 60 MB file
+/// mapping needs ~31).
+const MAX_TABLES: usize = 64;
+/// Most separate runs of owned pages one space may have.
+const MAX_OWNED_RUNS: usize = 32;
+
+/// What a space must free when it dies, kept on the side so tear-down costs
+/// per mapped page instead of a scan of every table slot (each scanned slot
+/// is several emulated instructions on kvm-pvm: a full scan took ~20 ms).
+#[derive(Clone, Copy, Debug)]
+struct Book {
+    tables: [u64; MAX_TABLES],
+    ntables: usize,
+    owned: [(u64, u64); MAX_OWNED_RUNS],
+    nowned: usize,
+}
+
+static mut BOOKS: [Book; MAX_SHARDS] = [Book {
+    tables: [0; MAX_TABLES],
+    ntables: 0,
+    owned: [(0, 0); MAX_OWNED_RUNS],
+    nowned: 0,
+}; MAX_SHARDS];
+
+fn book(slot: usize) -> &'static mut Book {
+    // SAFETY: one CPU, interrupts off in the kernel; each space has its own
+    // slot and no two references to one slot are live at once (every use is
+    // a short statement sequence inside one AddrSpace method).
+    unsafe { &mut (*(&raw mut BOOKS))[slot % MAX_SHARDS] }
+}
 /// Entries of intermediate tables in the lower half.
 const USER_TABLE: u64 = PRESENT | WRITABLE | USER;
 
@@ -83,16 +114,38 @@ impl Perms {
 pub struct AddrSpace {
     /// Physical address of the PML4 (what CR3 gets).
     pub pml4: u64,
+    /// The shard slot (whose book lists the space's frames).
+    slot: usize,
 }
 
 impl AddrSpace {
-    /// A space with the kernel half and nothing else.
-    pub fn new(frames: &mut Frames) -> Result<Self, Error> {
+    /// A space with the kernel half and nothing else, for shard `slot`.
+    pub fn new(frames: &mut Frames, slot: usize) -> Result<Self, Error> {
         let pml4 = frames.alloc(true).ok_or(Error::NoMemory)?;
         for (i, &e) in paging::kernel_half().iter().enumerate() {
             set_entry(pml4, 256 + i as u64, e);
         }
-        Ok(AddrSpace { pml4 })
+        let b = book(slot);
+        b.ntables = 0;
+        b.nowned = 0;
+        Ok(AddrSpace { pml4, slot })
+    }
+
+    /// Records `pages` owned pages at `va` (merging with the last run).
+    fn record_owned(&self, va: u64, pages: u64) -> Result<(), Error> {
+        let b = book(self.slot);
+        if let Some(last) = b.nowned.checked_sub(1).map(|i| &mut b.owned[i])
+            && last.0 + last.1 * PAGE_SIZE == va
+        {
+            last.1 += pages;
+            return Ok(());
+        }
+        if b.nowned == MAX_OWNED_RUNS {
+            return Err(Error::NoMemory);
+        }
+        b.owned[b.nowned] = (va, pages);
+        b.nowned += 1;
+        Ok(())
     }
 
     /// The page table covering `va`, created on the way if `create`.
@@ -105,7 +158,13 @@ impl AddrSpace {
                 if !create {
                     return Err(Error::BadAddress);
                 }
+                let b = book(self.slot);
+                if b.ntables == MAX_TABLES {
+                    return Err(Error::NoMemory);
+                }
                 let fresh = frames.alloc(true).ok_or(Error::NoMemory)?;
+                b.tables[b.ntables] = fresh;
+                b.ntables += 1;
                 set_entry(table, index, fresh | USER_TABLE);
                 table = fresh;
             } else if e & LARGE != 0 {
@@ -135,6 +194,9 @@ impl AddrSpace {
         let end = va.checked_add(len).ok_or(Error::InvalidArgument)?;
         if va % PAGE_SIZE != 0 || va < config::USER_MIN || end > config::USER_END {
             return Err(Error::InvalidArgument);
+        }
+        if owned {
+            self.record_owned(va, pages)?;
         }
         let mut i = 0;
         while i < pages {
@@ -187,37 +249,23 @@ impl AddrSpace {
     /// Frees every owned frame and every lower-half table, then the PML4.
     /// The caller must not have this space loaded in CR3.
     pub fn destroy(self, frames: &mut Frames) {
-        for i4 in 0..256 {
-            let e4 = entry(self.pml4, i4);
-            if e4 & PRESENT == 0 {
-                continue;
-            }
-            let pdpt = e4 & ADDR_MASK;
-            for i3 in 0..512 {
-                let e3 = entry(pdpt, i3);
-                if e3 & PRESENT == 0 {
-                    continue;
+        let b = *book(self.slot);
+        for &(va, pages) in &b.owned[..b.nowned] {
+            for i in 0..pages {
+                if let Ok(e) = self.leaf(frames, va + i * PAGE_SIZE)
+                    && e & OWNED != 0
+                {
+                    frames.free(e & ADDR_MASK);
                 }
-                let pd = e3 & ADDR_MASK;
-                for i2 in 0..512 {
-                    let e2 = entry(pd, i2);
-                    if e2 & PRESENT == 0 {
-                        continue;
-                    }
-                    let pt = e2 & ADDR_MASK;
-                    for i1 in 0..512 {
-                        let e1 = entry(pt, i1);
-                        if e1 & (PRESENT | OWNED) == PRESENT | OWNED {
-                            frames.free(e1 & ADDR_MASK);
-                        }
-                    }
-                    frames.free(pt);
-                }
-                frames.free(pd);
             }
-            frames.free(pdpt);
+        }
+        for &t in &b.tables[..b.ntables] {
+            frames.free(t);
         }
         frames.free(self.pml4);
+        let b = book(self.slot);
+        b.ntables = 0;
+        b.nowned = 0;
     }
 }
 

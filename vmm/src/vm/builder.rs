@@ -144,7 +144,7 @@ pub struct Vm {
 /// first, the user's after them (so the user's win, as later options do on
 /// Linux). Linux: the user's line only, with `console=ttyS0` in front when
 /// it names no `console=` (the `coco.*` options mean nothing to Linux).
-pub fn guest_cmdline(spec: &VmSpec, flavour: KvmFlavour) -> String {
+pub fn guest_cmdline(spec: &VmSpec, flavour: KvmFlavour, tsc_khz: Option<u32>) -> String {
     if spec.kind == GuestKind::Linux {
         let user = spec.cmdline.trim();
         let has_console = user.split_whitespace().any(|w| w.starts_with("console="));
@@ -161,6 +161,9 @@ pub fn guest_cmdline(spec: &VmSpec, flavour: KvmFlavour) -> String {
         abi_cmdline::GUEST_NAME,
         spec.name
     );
+    if let Some(khz) = tsc_khz.filter(|&k| k > 0) {
+        line.push_str(&format!(" {}={khz}", abi_cmdline::TSC_KHZ));
+    }
     if !spec.cmdline.trim().is_empty() {
         line.push(' ');
         line.push_str(spec.cmdline.trim());
@@ -327,12 +330,10 @@ enum Entry {
     },
 }
 
-fn create_vcpus(
-    kvm: &Kvm,
-    vm_fd: &VmFd,
-    count: u8,
-    boot: Entry,
-) -> Result<Vec<VcpuFd>, BuildError> {
+/// Creates the vCPUs (CPUID, MSRs, LAPIC, FPU); the entry registers come
+/// later from [`set_boot_regs`], once the boot information is written (the
+/// command line in it carries the vCPU's TSC frequency).
+fn create_vcpus(kvm: &Kvm, vm_fd: &VmFd, count: u8) -> Result<Vec<VcpuFd>, BuildError> {
     let supported = kvm
         .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
         .map_err(kvm_step("KVM_GET_SUPPORTED_CPUID"))?;
@@ -380,30 +381,32 @@ fn create_vcpus(
         configure_lapic_lint(&vcpu)?;
         vcpu.set_fpu(&regs::reset_fpu())
             .map_err(kvm_step("KVM_SET_FPU"))?;
-        if id == 0 {
-            // Only the bootstrap processor starts at the entry point; the
-            // others wait for INIT/SIPI from the guest in the in-kernel LAPIC.
-            let sregs = vcpu.get_sregs().map_err(kvm_step("KVM_GET_SREGS"))?;
-            let (sregs, gprs) = match boot {
-                Entry::Pvh { entry, start_info } => (
-                    regs::protected_mode_sregs(&sregs),
-                    regs::entry_regs(entry, start_info, 0),
-                ),
-                Entry::Linux64 {
-                    entry,
-                    zero_page,
-                    pml4,
-                } => (
-                    regs::long_mode_sregs(&sregs, pml4),
-                    regs::linux64_entry_regs(entry, zero_page),
-                ),
-            };
-            vcpu.set_sregs(&sregs).map_err(kvm_step("KVM_SET_SREGS"))?;
-            vcpu.set_regs(&gprs).map_err(kvm_step("KVM_SET_REGS"))?;
-        }
         vcpus.push(vcpu);
     }
     Ok(vcpus)
+}
+
+/// Points the bootstrap processor at the entry. Only it starts there; the
+/// others wait for INIT/SIPI from the guest in the in-kernel LAPIC.
+fn set_boot_regs(vcpu: &VcpuFd, boot: Entry) -> Result<(), BuildError> {
+    let sregs = vcpu.get_sregs().map_err(kvm_step("KVM_GET_SREGS"))?;
+    let (sregs, gprs) = match boot {
+        Entry::Pvh { entry, start_info } => (
+            regs::protected_mode_sregs(&sregs),
+            regs::entry_regs(entry, start_info, 0),
+        ),
+        Entry::Linux64 {
+            entry,
+            zero_page,
+            pml4,
+        } => (
+            regs::long_mode_sregs(&sregs, pml4),
+            regs::linux64_entry_regs(entry, zero_page),
+        ),
+    };
+    vcpu.set_sregs(&sregs).map_err(kvm_step("KVM_SET_SREGS"))?;
+    vcpu.set_regs(&gprs).map_err(kvm_step("KVM_SET_REGS"))?;
+    Ok(())
 }
 
 /// The Linux step of the recipe: bzImage at 1 MiB, initrd high, ACPI, then
@@ -499,7 +502,10 @@ pub fn build_vm(spec: &VmSpec, origin: Instant) -> Result<Vm, BuildError> {
         .map_err(|e| BuildError::Memory(format!("allocating {} MiB: {e}", spec.memory_mib)))?;
     register_memory(&vm_fd, &memory)?;
 
-    let cmdline = guest_cmdline(spec, flavour);
+    let vcpus = create_vcpus(&kvm, &vm_fd, spec.vcpus)?;
+    // KVM_GET_TSC_KHZ: the guest kernel's clock; unknown on old KVMs.
+    let tsc_khz = vcpus.first().and_then(|v| v.get_tsc_khz().ok());
+    let cmdline = guest_cmdline(spec, flavour, tsc_khz);
     let boot = if spec.kind == GuestKind::Linux {
         load_linux(&memory, &layout, spec, &mut kernel, &mut modules, &cmdline)?
     } else {
@@ -530,7 +536,9 @@ pub fn build_vm(spec: &VmSpec, origin: Instant) -> Result<Vm, BuildError> {
         source,
     })?);
     let devices = create_devices(spec, &vm_fd, &control, origin)?;
-    let vcpus = create_vcpus(&kvm, &vm_fd, spec.vcpus, boot)?;
+    if let Some(bsp) = vcpus.first() {
+        set_boot_regs(bsp, boot)?;
+    }
 
     Ok(Vm {
         name: spec.name.clone(),
@@ -571,12 +579,24 @@ mod tests {
     #[test]
     fn cmdline_puts_vmm_options_first_and_user_options_last() {
         assert_eq!(
-            guest_cmdline(&spec(""), KvmFlavour::Pvm),
+            guest_cmdline(&spec(""), KvmFlavour::Pvm, None),
             "coco.gate=trap coco.guest=w1"
         );
         assert_eq!(
-            guest_cmdline(&spec("  coco.gate=syscall quiet "), KvmFlavour::Svm),
+            guest_cmdline(&spec("  coco.gate=syscall quiet "), KvmFlavour::Svm, None),
             "coco.gate=syscall coco.guest=w1 coco.gate=syscall quiet"
+        );
+    }
+
+    #[test]
+    fn cmdline_carries_the_tsc_frequency_when_kvm_knows_it() {
+        assert_eq!(
+            guest_cmdline(&spec("quiet"), KvmFlavour::Pvm, Some(2_400_000)),
+            "coco.gate=trap coco.guest=w1 coco.tsc_khz=2400000 quiet"
+        );
+        assert_eq!(
+            guest_cmdline(&spec(""), KvmFlavour::Svm, Some(0)),
+            "coco.gate=syscall coco.guest=w1"
         );
     }
 
@@ -586,13 +606,16 @@ mod tests {
             kind: GuestKind::Linux,
             ..spec(line)
         };
-        assert_eq!(guest_cmdline(&linux(""), KvmFlavour::Svm), "console=ttyS0");
         assert_eq!(
-            guest_cmdline(&linux(" quiet panic=-1 "), KvmFlavour::Svm),
+            guest_cmdline(&linux(""), KvmFlavour::Svm, None),
+            "console=ttyS0"
+        );
+        assert_eq!(
+            guest_cmdline(&linux(" quiet panic=-1 "), KvmFlavour::Svm, None),
             "console=ttyS0 quiet panic=-1"
         );
         assert_eq!(
-            guest_cmdline(&linux("console=hvc0 quiet"), KvmFlavour::Pvm),
+            guest_cmdline(&linux("console=hvc0 quiet"), KvmFlavour::Pvm, None),
             "console=hvc0 quiet"
         );
     }

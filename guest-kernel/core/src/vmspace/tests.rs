@@ -148,11 +148,7 @@ fn mmap_refuses_the_coconut_fuzz_cases() {
         Err(VmError::NotHeapEnd),
         "non-contiguous"
     );
-    assert_eq!(
-        s.mmap(!0xfff, 256),
-        Err(VmError::NotHeapEnd),
-        "overflow"
-    );
+    assert_eq!(s.mmap(!0xfff, 256), Err(VmError::NotHeapEnd), "overflow");
     // overflow and the stack, had the heap reached them
     let mut top = Space::new(u64::MAX - 0xfff, 1024);
     assert_eq!(top.mmap(u64::MAX - 0xfff, 2), Err(VmError::Overflow));
