@@ -421,11 +421,6 @@ pub fn caps(f: &mut Fuzz) {
             sys::cap_restrict(h, 0),
             &[BadHandle],
         );
-        f.err(
-            "cap_grant/out-of-range",
-            sys::cap_grant(h, 0, rights::ALL),
-            &[BadHandle],
-        );
     }
     let Some(_) = factory() else {
         f.missing(
@@ -706,6 +701,14 @@ pub fn shards(f: &mut Fuzz) {
         Ok(h) => h,
         Err(e) => return f.err("shard_create/valid", Err(e), &[]),
     };
+    // A bad source handle toward a valid target.
+    for h in [CAP_SLOTS as u64, 1000, 1 << 32, u64::MAX, empty] {
+        f.err(
+            "cap_grant/out-of-range",
+            sys::cap_grant(h, child, rights::ALL),
+            &[BadHandle],
+        );
+    }
     f.ok(
         "cap_inspect/new-shard",
         sys::cap_info(child).map(|c| c.cap_type),
