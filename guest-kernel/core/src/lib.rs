@@ -12,6 +12,7 @@
 //! * [`captable`] — capabilities: grant (needs GRANT), restrict, inspect, cascading revoke.
 //! * [`channel`] — bounded message queues; full and too-big are errors, nothing is lost.
 //! * [`elf`] — validates a shard's ELF64 image (W^X, user range, alignment).
+//! * [`ext2`] — read-only ext2: paths, indirect blocks, `block_of` for mapping.
 //! * [`frames`] — the physical frame allocator (knows which frames are still zero).
 //! * [`manifest`] — parses the boot manifest `/boot/shards.toml`.
 //! * [`perms`] — page permissions and the W^X rule.
@@ -40,6 +41,7 @@ mod bytes;
 pub mod captable;
 pub mod channel;
 pub mod elf;
+pub mod ext2;
 pub mod frames;
 pub mod manifest;
 pub mod perms;
