@@ -126,7 +126,7 @@ fn assert_fs_reader(console: &[String], read_all: bool) {
 fn default_manifest_runs_every_shipped_shard_to_exit_zero() {
     let (r, console) = boot("s0", None);
     assert_eq!(r.status, Some(0), "{console:#?}\n{}", r.stderr);
-    for name in ["hello", "fs-reader", "fuzz"] {
+    for name in ["hello", "hello-c", "fs-reader", "fuzz"] {
         exited(&console, name, 0);
         assert!(profile(&console, name).ends_with(" exit=0"));
     }
@@ -136,6 +136,15 @@ fn default_manifest_runs_every_shipped_shard_to_exit_zero() {
         &format!("hello: hello from shard {hello} (hello), priority 2"),
     );
     has(&console, "hello: heap ok: 4 words, sum 8386560");
+    let hello_c = shard_id(&console, "hello-c");
+    has(
+        &console,
+        &format!("hello-c: hello from shard {hello_c} (hello-c), written in C"),
+    );
+    has(
+        &console,
+        "hello-c: time ok, empty capability slot refused (bad handle)",
+    );
     assert_fs_reader(&console, false);
     // The fuzz shard ran its cases and none failed.
     let summary = console
