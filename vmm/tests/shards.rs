@@ -194,9 +194,7 @@ fn faulting_shards_are_killed_with_their_cause_while_others_finish() {
             "{console:#?}"
         );
         assert!(
-            !console
-                .iter()
-                .any(|l| l.starts_with(&format!("faulter: survived"))),
+            !console.iter().any(|l| l.starts_with("faulter: survived")),
             "{console:#?}"
         );
         assert!(profile(&console, name).contains(" exit=killed:"));
