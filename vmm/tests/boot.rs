@@ -118,9 +118,29 @@ fn guest_kernel_boots_reports_its_machine_and_exits_zero() {
         console.contains(&"acpi: 1 cpu(s), 1 ioapic(s)".to_string()),
         "{console:?}"
     );
-    assert_eq!(console.last().map(String::as_str), Some("kernel ready"));
+    // The boot report ends with "kernel ready"; then the ramdisk's default
+    // manifest (/boot/shards.toml) runs its shards, and the kernel ends
+    // with the profiling table and the all-exited-zero status.
+    let ready_at = console
+        .iter()
+        .position(|l| l == "kernel ready")
+        .unwrap_or_else(|| panic!("no kernel ready in {console:?}"));
+    assert!(
+        console[ready_at + 1..]
+            .iter()
+            .any(|l| l.starts_with("shard 0 (") && l.contains(") loaded from /bin/")),
+        "{console:?}"
+    );
+    assert!(
+        console.iter().any(|l| l.starts_with("profile: shards=")),
+        "{console:?}"
+    );
+    assert_eq!(
+        console.last().map(String::as_str),
+        Some("all shards ended: status 0")
+    );
 
-    // Milestones: kernel entry then kernel ready, in order, then exit.
+    // Milestones: kernel entry, kernel ready, first shard, in order, then exit.
     let t = timings(&r.stderr);
     let ids: Vec<u64> = t["milestones"]
         .as_array()
@@ -128,11 +148,15 @@ fn guest_kernel_boots_reports_its_machine_and_exits_zero() {
         .iter()
         .map(|m| m["id"].as_u64().expect("id"))
         .collect();
-    assert_eq!(ids, vec![1, 2]);
+    assert_eq!(ids, vec![1, 2, 3]);
     let entry = t["milestones"][0]["us"].as_u64().unwrap();
     let ready = t["milestones"][1]["us"].as_u64().unwrap();
+    let first_shard = t["milestones"][2]["us"].as_u64().unwrap();
     let exit = t["exit_us"].as_u64().unwrap();
-    assert!(entry <= ready && ready <= exit, "{t}");
+    assert!(
+        entry <= ready && ready <= first_shard && first_shard <= exit,
+        "{t}"
+    );
     assert_eq!(t["outcome"]["kind"], "guest-exit");
     assert_eq!(t["outcome"]["status"], 0);
     assert!(t["rss_outside_guest_kib"].as_u64().is_some());

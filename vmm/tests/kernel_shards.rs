@@ -93,6 +93,17 @@ fn yielder(msg: &str, rounds: u32) -> Vec<u8> {
     c
 }
 
+/// Counts down from 2^30 in ring 3 (no system calls), then exits 0.
+fn spinner() -> Vec<u8> {
+    vec![
+        0xb9, 0, 0, 0, 0x40, // mov ecx, 0x40000000
+        0x48, 0xff, 0xc9, // dec rcx
+        0x75, 0xfb, // jnz dec
+        0x31, 0xff, 0x31, 0xc0, 0x0f, 0x05, // exit(0)
+        0x0f, 0x0b,
+    ]
+}
+
 /// Reads address 0x10 (unmapped): a page fault in ring 3.
 fn faulter() -> Vec<u8> {
     vec![0x48, 0x8b, 0x04, 0x25, 0x10, 0, 0, 0, 0x0f, 0x0b]
@@ -141,7 +152,7 @@ fn on_kvm_pvm() -> bool {
     Path::new("/sys/module/kvm_pvm").exists()
 }
 
-fn profile_line<'a>(console: &'a [String], id: u32) -> &'a str {
+fn profile_line(console: &[String], id: u32) -> &str {
     let prefix = format!("profile: id={id} ");
     console
         .iter()
@@ -189,6 +200,13 @@ fn a_shard_runs_in_ring_3_and_exits_zero() {
         console.contains(&"profile: shards=1".to_string()),
         "{console:?}"
     );
+    // Both calls came through the gate this machine needs, none the other way.
+    let gates = if on_kvm_pvm() {
+        "gate: trap, syscall entries 0, trap entries 2"
+    } else {
+        "gate: syscall, syscall entries 2, trap entries 0"
+    };
+    assert!(console.contains(&gates.to_string()), "{console:#?}");
     let p = profile_line(&console, 0);
     assert!(p.starts_with("profile: id=0 name=hello syscalls=2 "), "{p}");
     assert!(p.ends_with(" exit=0"), "{p}");
@@ -293,5 +311,36 @@ fn a_bad_manifest_is_reported_with_its_line() {
     assert!(
         console.contains(&"shards: /boot/test.toml: shards.toml:4: value out of range".to_string()),
         "{console:#?}"
+    );
+}
+
+#[test]
+fn the_timer_preempts_a_shard_that_never_enters_the_kernel() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = ramdisk(
+        dir.path(),
+        &[
+            ("/bin/spin", shard_elf(&spinner())),
+            ("/bin/hello", shard_elf(&hello("preempted it\n", 0))),
+        ],
+        "[[shard]]\nname = \"spin\"\npath = \"/bin/spin\"\n\
+         [[shard]]\nname = \"hello\"\npath = \"/bin/hello\"\n",
+    );
+    let r = boot("k5", &image);
+    let console = r.console("k5");
+    assert_eq!(r.status, Some(0), "{console:#?}");
+    // Same priority, spin first: only a timer tick lets hello run before
+    // spin's countdown ends.
+    let said = console.iter().position(|l| l == "preempted it").unwrap();
+    let spun = console
+        .iter()
+        .position(|l| l == "shard 0 (spin) exited: 0")
+        .unwrap();
+    assert!(said < spun, "{console:#?}");
+    let p = profile_line(&console, 0);
+    assert!(p.contains(" syscalls=1 "), "{p}");
+    assert!(
+        !p.contains(" switches=1 "),
+        "spin was switched back to: {p}"
     );
 }

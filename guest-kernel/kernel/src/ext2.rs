@@ -142,11 +142,6 @@ impl Fs {
         self.block_size
     }
 
-    /// The image.
-    pub fn image(&self) -> &'static [u8] {
-        self.image
-    }
-
     /// Block `n` of the image.
     fn block(&self, n: u32) -> Option<&'static [u8]> {
         let start = u64::from(n).checked_mul(self.block_size)?;
@@ -224,6 +219,22 @@ impl Fs {
             return indirect(l2, i % per);
         }
         None
+    }
+
+    /// The file bytes from `pos` to the end of their block (or of the
+    /// file), straight from the image; `None` for a hole or past the end.
+    pub fn bytes_at(&self, inode: &Inode, pos: u64) -> Option<&'static [u8]> {
+        if pos >= inode.size {
+            return None;
+        }
+        let in_block = pos % self.block_size;
+        let n = (self.block_size - in_block).min(inode.size - pos);
+        let b = self.block_of(inode, pos / self.block_size)?;
+        if b == 0 {
+            return None;
+        }
+        self.block(b)?
+            .get(in_block as usize..(in_block + n) as usize)
     }
 
     /// Looks `name` up in directory `dir`.

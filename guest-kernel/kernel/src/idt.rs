@@ -31,14 +31,18 @@ use core::mem::size_of;
 
 use coconut_abi::exit;
 
+use crate::devices::{IRQ_LINES, IRQ_VECTOR_BASE};
 use crate::{cpu, gdt, serial::out};
 
 /// The double-fault vector (runs on IST1).
 const DOUBLE_FAULT: usize = 8;
 /// Distance between entry stubs (`.balign 16` in the block).
 const STUB_STRIDE: u64 = 16;
-/// Stubs in the block: the 32 exceptions and the timer.
-const STUBS: usize = 33;
+/// Stubs in the block: vectors 0..STUBS (exceptions, the timer, and the
+/// IOAPIC lines; 33..48 get no gate).
+const STUBS: usize = IRQ_VECTOR_END as usize;
+/// The first vector after the IOAPIC lines.
+const IRQ_VECTOR_END: u64 = IRQ_VECTOR_BASE + IRQ_LINES as u64;
 /// The local APIC timer's vector.
 pub const TIMER_VECTOR: u64 = 32;
 /// The local APIC's spurious-interrupt vector (its stub only returns).
@@ -79,7 +83,7 @@ pub struct SaveArea {
 
 // The stubs below hard-code this layout: 15 registers, vector, error, then
 // the CPU's frame; RSP0 must stay 16-aligned, so the size must be too.
-const _: () = assert!(size_of::<SaveArea>() == 22 * 8 && size_of::<SaveArea>() % 16 == 0);
+const _: () = assert!(size_of::<SaveArea>() == 22 * 8 && size_of::<SaveArea>().is_multiple_of(16));
 
 /// The user RSP while the `syscall` stub switches stacks.
 #[unsafe(no_mangle)]
@@ -136,6 +140,9 @@ entry_stubs:
     entry_stub 30, 1
     entry_stub 31, 0
     entry_stub {timer}, 0
+    .irp v, 33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63,64,65,66,67,68,69,70,71
+    entry_stub \v, 0
+    .endr
     /* Each stub is at most 9 bytes, so `.balign 16` puts stub n at 16 * n. */
 
     .balign 16
@@ -322,7 +329,7 @@ fn set_gate(idt: *mut u64, vector: usize, handler: u64, ist: u64) {
 pub fn init() {
     let stubs = entry_stubs as *const () as u64;
     let idt = &raw mut IDT as *mut u64;
-    for vector in 0..STUBS {
+    for vector in (0..=TIMER_VECTOR as usize).chain(IRQ_VECTOR_BASE as usize..STUBS) {
         let ist: u64 = if vector == DOUBLE_FAULT { 1 } else { 0 };
         set_gate(idt, vector, stubs + vector as u64 * STUB_STRIDE, ist);
     }
@@ -376,8 +383,8 @@ fn name(vector: u64) -> &'static str {
 /// Entries while the CPU was in ring 0: the timer during idle returns; any
 /// exception is a kernel bug.
 extern "C" fn trap_from_kernel(frame: &SaveArea) {
-    if frame.vector == TIMER_VECTOR {
-        crate::kernel::timer_in_idle();
+    if frame.vector == TIMER_VECTOR || (IRQ_VECTOR_BASE..IRQ_VECTOR_END).contains(&frame.vector) {
+        crate::kernel::interrupt_in_idle(frame.vector);
         return;
     }
     let cr2 = cpu::cr2();

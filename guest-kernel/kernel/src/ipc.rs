@@ -116,7 +116,7 @@ fn try_recv_into(
 }
 
 /// Completes blocked sends and receives on `chan` while they can proceed.
-fn pump(k: &mut Kernel, chan: u32) {
+pub fn pump(k: &mut Kernel, chan: u32) {
     for _ in 0..2 * MAX_SHARDS {
         let mut progressed = false;
         for w in 0..MAX_SHARDS {
@@ -184,6 +184,7 @@ pub fn sys_channel_recv_timeout(k: &mut Kernel, id: ShardId, a: &Args) -> Result
 // ---- capabilities ----
 
 pub fn sys_cap_grant(k: &mut Kernel, id: ShardId, a: &Args) -> Result<Ret, Error> {
+    k.caps.get(id, a.a[0])?; // the source handle is checked first
     let target = k.caps.lookup(id, a.a[1], cap_type::SHARD, 0)? as usize;
     if target >= MAX_SHARDS || !k.shards[target].alive() {
         return Err(Error::NoSuchShard);

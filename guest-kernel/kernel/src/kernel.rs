@@ -11,6 +11,7 @@ use coconut_core::captable::CapTable;
 use coconut_core::channel::ChannelPool;
 
 use crate::cpu;
+use crate::devices::{self, IRQ_LINES, IRQ_VECTOR_BASE, Irqs};
 use crate::ext2::Fs;
 use crate::frames::Frames;
 use crate::gdt;
@@ -86,6 +87,12 @@ pub struct Kernel {
     pub chans: ChannelPool<CHANNELS, CHANNEL_SLOTS>,
     /// MEMORY capability objects.
     pub memory: [MemObj; MEMORY_OBJECTS],
+    /// Interrupt routes.
+    pub irqs: Irqs,
+    /// System calls that arrived through the `syscall` stub (LSTAR in ring 0).
+    syscall_entries: u64,
+    /// System calls that arrived as a ring-3 #PF at LSTAR (the trap gate).
+    trap_entries: u64,
 }
 
 /// The shared zero frame (allocated on first use, never written).
@@ -112,6 +119,9 @@ static mut KERNEL: Kernel = Kernel {
     caps: CapTable::new(),
     chans: ChannelPool::new(),
     memory: [MemObj::None; MEMORY_OBJECTS],
+    irqs: Irqs::new(),
+    syscall_entries: 0,
+    trap_entries: 0,
 };
 
 /// The kernel state.
@@ -120,7 +130,9 @@ pub fn kernel() -> &'static mut Kernel {
     // whose handler (`timer_in_idle`) runs while the interrupted code holds
     // no reference into the state it touches (the idle loop re-reads it).
     // Every caller is on the kernel's single control path.
-    unsafe { &mut *(&raw mut KERNEL) }
+    let state = &raw mut KERNEL;
+    // SAFETY: see above.
+    unsafe { &mut *state }
 }
 
 /// A clean x87/SSE image: FCW 0x37f, MXCSR 0x1f80, every register zero.
@@ -196,11 +208,15 @@ pub extern "C" fn trap(save: *mut SaveArea) -> *const SaveArea {
     let mut rotate = false;
     let lstar = idt::syscall_entry_address();
     match vector {
-        SYSCALL_VECTOR => syscalls::dispatch(k, cur, t0, &mut rotate),
+        SYSCALL_VECTOR => {
+            k.syscall_entries += 1;
+            syscalls::dispatch(k, cur, t0, &mut rotate);
+        }
         14 if k.gate == SyscallGate::Trap && k.shards[cur].save.rip == lstar => {
             let s = &mut k.shards[cur].save;
             s.rip = s.rcx;
             s.rflags = s.r11;
+            k.trap_entries += 1;
             syscalls::dispatch(k, cur, t0, &mut rotate);
         }
         TIMER_VECTOR => {
@@ -208,20 +224,31 @@ pub extern "C" fn trap(save: *mut SaveArea) -> *const SaveArea {
             expire_timeouts(k);
             rotate = true;
         }
+        v if (IRQ_VECTOR_BASE..IRQ_VECTOR_BASE + IRQ_LINES as u64).contains(&v) => {
+            devices::interrupt(k, (v - IRQ_VECTOR_BASE) as usize);
+        }
         v => {
             let cr2 = cpu::cr2();
             report_kill(k, cur, v as u8, cr2);
             end_shard(k, cur, Ending::Killed(v as u8));
         }
     }
+    if k.timer.take_due() {
+        expire_timeouts(k);
+        rotate = true;
+    }
     schedule(k, rotate)
 }
 
-/// The timer while the CPU idles in ring 0.
-pub fn timer_in_idle() {
+/// An interrupt while the CPU idles in ring 0: the tick or a device line.
+pub fn interrupt_in_idle(vector: u64) {
     let k = kernel();
-    k.timer.tick();
-    expire_timeouts(k);
+    if vector == TIMER_VECTOR {
+        k.timer.tick();
+        expire_timeouts(k);
+    } else {
+        devices::interrupt(k, (vector - IRQ_VECTOR_BASE) as usize);
+    }
 }
 
 /// Ends blocked waits whose deadline passed (RAX = TimedOut).
@@ -401,6 +428,14 @@ pub fn run() -> ! {
 fn shutdown(k: &mut Kernel) -> ! {
     k.timer.stop();
     let shown = k.shards.iter().filter(|s| s.state != State::Free).count();
+    out()
+        .s("gate: ")
+        .s(k.gate.as_str())
+        .s(", syscall entries ")
+        .dec(k.syscall_entries)
+        .s(", trap entries ")
+        .dec(k.trap_entries)
+        .nl();
     out().s("profile: shards=").dec(shown as u64).nl();
     let mut ok = true;
     for (id, s) in k.shards.iter().enumerate() {

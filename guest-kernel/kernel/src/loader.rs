@@ -116,7 +116,7 @@ fn map_image(
     image: &elf::Image,
     space: AddrSpace,
 ) -> Result<(), Error> {
-    let can_map = fs.block_size() == PAGE_SIZE && ramdisk_phys % PAGE_SIZE == 0;
+    let can_map = fs.block_size() == PAGE_SIZE && ramdisk_phys.is_multiple_of(PAGE_SIZE);
     for seg in &image.segments[..image.count] {
         let first = seg.vaddr & !(PAGE_SIZE - 1);
         let pages = (seg.vaddr + seg.memsz - first).div_ceil(PAGE_SIZE);

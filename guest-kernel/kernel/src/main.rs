@@ -21,6 +21,7 @@ mod acpi;
 mod boot;
 mod bytes;
 mod cpu;
+mod devices;
 mod elf;
 mod ext2;
 mod frames;

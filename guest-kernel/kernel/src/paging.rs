@@ -275,7 +275,9 @@ pub fn kernel_pml4_phys() -> u64 {
 pub fn kernel_half() -> &'static [u64] {
     // SAFETY: boot_pml4 is static; after `init` its upper half is only read
     // (the entries point at static lower-level tables that never move).
-    let all: &[u64; 512] = unsafe { &*(&raw const boot_pml4) };
+    let table = &raw const boot_pml4;
+    // SAFETY: see above.
+    let all: &[u64; 512] = unsafe { &*table };
     &all[256..]
 }
 

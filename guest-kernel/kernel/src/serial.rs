@@ -43,6 +43,11 @@ pub fn init() {
     outb(MODEM_CONTROL, 0x03);
 }
 
+/// Bytes the 16550's transmit FIFO holds.
+const FIFO_DEPTH: u8 = 16;
+/// Bytes that may still be written without polling the line status.
+static mut FIFO_CREDIT: u8 = 0;
+
 /// The COM1 writer (a zero-sized handle; the UART is the state).
 #[derive(Clone, Copy, Debug)]
 pub struct Serial;
@@ -54,9 +59,22 @@ pub fn out() -> Serial {
 
 impl Serial {
     /// Sends one byte once the transmitter can take it.
+    ///
+    /// The FIFO is on, so one "transmitter empty" status read makes room
+    /// for [`FIFO_DEPTH`] bytes: polling once per 16 bytes halves the port
+    /// exits (~9 µs each on kvm-pvm) of a long line.
     #[inline]
     pub fn byte(&self, b: u8) -> &Self {
-        while inb(LINE_STATUS) & LSR_THR_EMPTY == 0 {}
+        // SAFETY: one CPU; the kernel never prints from an interrupt
+        // handler while another print is in progress (IF is off in the kernel).
+        let credit = &raw mut FIFO_CREDIT;
+        // SAFETY: see above.
+        let credit = unsafe { &mut *credit };
+        if *credit == 0 {
+            while inb(LINE_STATUS) & LSR_THR_EMPTY == 0 {}
+            *credit = FIFO_DEPTH;
+        }
+        *credit -= 1;
         outb(DATA, b);
         self
     }

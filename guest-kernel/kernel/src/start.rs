@@ -63,7 +63,9 @@ pub fn shards(options: &BootOptions) {
         return;
     };
     // SAFETY: boot runs once on one CPU; nothing else uses the buffer.
-    let buf = unsafe { &mut *(&raw mut MANIFEST_BUF) };
+    let buf = &raw mut MANIFEST_BUF;
+    // SAFETY: see above.
+    let buf = unsafe { &mut *buf };
     if inode.size > MANIFEST_MAX as u64 {
         fail("manifest too large: ", path.as_bytes());
     }
@@ -72,13 +74,19 @@ pub fn shards(options: &BootOptions) {
         Ok(m) => m,
         Err(e) => {
             // Rare and fatal: worth core::fmt for the core's message.
-            let _ = write!(Serial, "shards: {path}: {e}\n");
+            let _ = writeln!(Serial, "shards: {path}: {e}");
             cpu::exit(exit::BAD_MANIFEST)
         }
     };
 
     k.fs = Some(fs);
     k.ramdisk_phys = rd_phys;
+    // Shards see ramdisk pages (mapped text, fs_map); the kernel reaches
+    // what they pass it through the frame window, so the ramdisk is in it
+    // too (never written: those shard mappings are read-only).
+    if !crate::paging::window_map(rd_phys, rd_size) {
+        fail("ramdisk beyond the frame window: ", path.as_bytes());
+    }
     let excluded = [(rd_phys, rd_phys + rd_size)];
     for &(s, e) in &options.ram[..options.ram_len] {
         k.frames.add_ram(s, e, &excluded);

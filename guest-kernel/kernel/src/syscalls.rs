@@ -6,12 +6,12 @@
 use coconut_abi::syscall::{Error, MMAP_PAGES_MAX, PATH_MAX, SERIAL_WRITE_MAX, config, nr, pledge};
 
 use crate::cpu;
-use crate::ipc;
 use crate::kernel::Kernel;
-use crate::paging::{LARGE_PAGE_SIZE, PAGE_SIZE};
+use crate::paging::{self, LARGE_PAGE_SIZE, PAGE_SIZE};
 use crate::serial::out;
 use crate::shard::{Ending, OpenFile, ShardId};
 use crate::uspace::{Perms, UserSlice};
+use crate::{devices, ipc};
 
 /// The arguments of a call (RDI, RSI, RDX, R10, R8).
 #[derive(Clone, Copy, Debug)]
@@ -66,6 +66,10 @@ static TABLE: [Option<Handler>; CALLS] = {
     t[nr::SHARD_START as usize] = Some(ipc::sys_shard_start);
     t[nr::SHARD_WAIT as usize] = Some(ipc::sys_shard_wait);
     t[nr::SHARD_KILL as usize] = Some(ipc::sys_shard_kill);
+    t[nr::DMA_ALLOC as usize] = Some(devices::sys_dma_alloc);
+    t[nr::MMIO_MAP as usize] = Some(devices::sys_mmio_map);
+    t[nr::IRQ_BIND as usize] = Some(devices::sys_irq_bind);
+    t[nr::IRQ_ACK as usize] = Some(devices::sys_irq_ack);
     t[nr::GPU_DMA as usize] = Some(sys_no_device);
     t[nr::GPU_UNVEIL as usize] = Some(sys_no_device);
     t
@@ -246,23 +250,36 @@ fn sys_fs_open(k: &mut Kernel, id: ShardId, a: &Args) -> Result<Ret, Error> {
 fn sys_fs_read(k: &mut Kernel, id: ShardId, a: &Args) -> Result<Ret, Error> {
     let (fd, va, max) = (a.a[0], a.a[1], a.a[2]);
     let mut f = file(k, id, fd)?;
+    if max == 0 {
+        return Err(Error::InvalidArgument);
+    }
     let fs = k.fs.ok_or(Error::NotFound)?;
+    let space = k.shards[id].space.ok_or(Error::BadAddress)?;
     let max = max.min(f.inode.size.saturating_sub(f.offset));
     user(k, id, va, max, true)?;
-    let mut buf = [0u8; 512];
+    // Straight from the ramdisk (direct map) into the shard's pages (frame
+    // window), one `rep movsq` per piece: each copied word is an emulated
+    // step on kvm-pvm, so copy once, in words. fs_map avoids even that.
     let mut done = 0u64;
     while done < max {
-        let n = fs.read(
-            &f.inode,
-            f.offset + done,
-            &mut buf[..(max - done).min(512) as usize],
-        );
-        if n == 0 {
-            break;
+        let dst_va = va + done;
+        let pa = space.translate(&mut k.frames, dst_va, true)?;
+        let room = (PAGE_SIZE - (dst_va & (PAGE_SIZE - 1))).min(max - done);
+        let src = fs.bytes_at(&f.inode, f.offset + done);
+        let pos = f.offset + done;
+        let hole = (fs.block_size() - pos % fs.block_size()).min(max - done);
+        let n = src.map_or(hole, |s| s.len() as u64).min(room);
+        match src {
+            // SAFETY: `pa..pa+n` is a checked writable user page in the
+            // window (n <= room stays inside it); `s` has at least n bytes.
+            Some(s) => unsafe { cpu::copy_bytes(paging::window(pa), s.as_ptr(), n as usize) },
+            // A hole (or an unreadable block) reads as zeroes.
+            None => {
+                // SAFETY: as above.
+                unsafe { core::ptr::write_bytes(paging::window(pa), 0, n as usize) }
+            }
         }
-        let part = user(k, id, va + done, n as u64, true)?;
-        part.write_from(&mut k.frames, &buf[..n]);
-        done += n as u64;
+        done += n;
     }
     f.offset += done;
     k.shards[id].fds[fd as usize] = Some(f);
@@ -284,7 +301,7 @@ fn sys_fs_close(k: &mut Kernel, id: ShardId, a: &Args) -> Result<Ret, Error> {
 fn sys_fs_map(k: &mut Kernel, id: ShardId, a: &Args) -> Result<Ret, Error> {
     let f = file(k, id, a.a[0])?;
     let fs = k.fs.ok_or(Error::NotFound)?;
-    if fs.block_size() != PAGE_SIZE || k.ramdisk_phys % PAGE_SIZE != 0 {
+    if fs.block_size() != PAGE_SIZE || !k.ramdisk_phys.is_multiple_of(PAGE_SIZE) {
         return Err(Error::NoDevice);
     }
     let pages = f.inode.size.div_ceil(PAGE_SIZE);

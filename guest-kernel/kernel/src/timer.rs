@@ -36,6 +36,8 @@ pub struct Timer {
     apic: u64,
     deadline_mode: bool,
     period_tsc: u64,
+    /// TSC of the next scheduling tick (hardware or soft).
+    next: u64,
 }
 
 impl Timer {
@@ -47,6 +49,7 @@ impl Timer {
             apic: 0,
             deadline_mode: false,
             period_tsc: 0,
+            next: 0,
         }
     }
 
@@ -104,21 +107,45 @@ impl Timer {
             let count = (per_ms * 1000 / HZ).clamp(1, u64::from(u32::MAX)) as u32;
             self.write(APIC_LVT_TIMER, LVT_PERIODIC | TIMER_VECTOR as u32);
             self.write(APIC_TIMER_INIT, count);
+            self.next = cpu::rdtsc() + self.period_tsc;
             "periodic"
         }
     }
 
+    /// Signals end-of-interrupt to the local APIC.
+    pub fn eoi(&self) {
+        self.write(APIC_EOI, 0);
+    }
+
     /// Acknowledges the tick and arms the next one.
-    pub fn tick(&self) {
+    pub fn tick(&mut self) {
         self.write(APIC_EOI, 0);
         if self.deadline_mode {
             self.rearm();
+        } else {
+            self.next = cpu::rdtsc() + self.period_tsc;
         }
     }
 
-    fn rearm(&self) {
+    fn rearm(&mut self) {
+        self.next = cpu::rdtsc() + self.period_tsc;
         // SAFETY: the LAPIC is in TSC-deadline mode; the MSR exists.
-        unsafe { cpu::wrmsr(MSR_TSC_DEADLINE, cpu::rdtsc() + self.period_tsc) };
+        unsafe { cpu::wrmsr(MSR_TSC_DEADLINE, self.next) };
+    }
+
+    /// Whether a tick is due (a soft tick, checked when leaving the kernel).
+    ///
+    /// kvm-pvm delivers a pending interrupt only after a few hundred ring-3
+    /// instructions, so a shard that spends its time in system calls would
+    /// never see its tick; the kernel checks the clock itself on the way
+    /// out instead. The hardware tick still comes and re-arms.
+    pub fn take_due(&mut self) -> bool {
+        let now = cpu::rdtsc();
+        if self.next != 0 && now >= self.next {
+            self.next = now + self.period_tsc;
+            return true;
+        }
+        false
     }
 
     /// Stops the tick (at shutdown).

@@ -19,6 +19,9 @@ use crate::shard::MAX_SHARDS;
 
 /// Software bit: the leaf's frame belongs to the shard (freed with it).
 pub const OWNED: u64 = 1 << 9;
+/// Software bit: device memory (MMIO). The kernel never reads or writes it
+/// on a shard's behalf: user pointers into it are refused.
+pub const DEVICE: u64 = 1 << 10;
 /// Most lower-half page-table frames one space may have (a 60 MB file
 /// mapping needs ~31).
 const MAX_TABLES: usize = 64;
@@ -47,7 +50,9 @@ fn book(slot: usize) -> &'static mut Book {
     // SAFETY: one CPU, interrupts off in the kernel; each space has its own
     // slot and no two references to one slot are live at once (every use is
     // a short statement sequence inside one AddrSpace method).
-    unsafe { &mut (*(&raw mut BOOKS))[slot % MAX_SHARDS] }
+    let books = &raw mut BOOKS;
+    // SAFETY: see above.
+    unsafe { &mut (*books)[slot % MAX_SHARDS] }
 }
 /// Entries of intermediate tables in the lower half.
 const USER_TABLE: u64 = PRESENT | WRITABLE | USER;
@@ -91,11 +96,6 @@ impl Perms {
     pub const RW: Perms = Perms {
         write: true,
         exec: false,
-    };
-    /// Read-execute.
-    pub const RX: Perms = Perms {
-        write: false,
-        exec: true,
     };
 
     fn bits(self) -> Result<u64, Error> {
@@ -192,7 +192,7 @@ impl AddrSpace {
         let bits = perms.bits()? | if owned { OWNED } else { 0 };
         let len = pages.checked_mul(PAGE_SIZE).ok_or(Error::InvalidArgument)?;
         let end = va.checked_add(len).ok_or(Error::InvalidArgument)?;
-        if va % PAGE_SIZE != 0 || va < config::USER_MIN || end > config::USER_END {
+        if !va.is_multiple_of(PAGE_SIZE) || va < config::USER_MIN || end > config::USER_END {
             return Err(Error::InvalidArgument);
         }
         if owned {
@@ -217,6 +217,35 @@ impl AddrSpace {
         Ok(())
     }
 
+    /// Maps the device window `[pa, pa + pages * 4096)` uncached, no-execute,
+    /// writable only if `write`, at `va`.
+    pub fn map_device(
+        &self,
+        frames: &mut Frames,
+        va: u64,
+        pa: u64,
+        pages: u64,
+        write: bool,
+    ) -> Result<(), Error> {
+        let perms = Perms { write, exec: false };
+        self.map(frames, va, pages, perms, false, |_, i| {
+            Ok(pa + i * PAGE_SIZE)
+        })?;
+        // Mark the leaves uncached device pages (same tables, just walked).
+        for i in 0..pages {
+            let page = va + i * PAGE_SIZE;
+            let table = self.table_for(frames, page, false)?;
+            let index = (page >> 12) & 511;
+            let e = entry(table, index);
+            set_entry(
+                table,
+                index,
+                e | DEVICE | paging::CACHE_DISABLE | paging::WRITE_THROUGH,
+            );
+        }
+        Ok(())
+    }
+
     /// Whether any page of `[va, va + pages)` is mapped.
     pub fn any_mapped(&self, frames: &mut Frames, va: u64, pages: u64) -> bool {
         (0..pages).any(|i| self.translate(frames, va + i * PAGE_SIZE, false).is_ok())
@@ -231,7 +260,7 @@ impl AddrSpace {
             .table_for(frames, va, false)
             .map_err(|_| Error::BadAddress)?;
         let e = entry(table, (va >> 12) & 511);
-        if e & (PRESENT | USER) != PRESENT | USER {
+        if e & (PRESENT | USER | DEVICE) != PRESENT | USER {
             return Err(Error::BadAddress);
         }
         Ok(e)

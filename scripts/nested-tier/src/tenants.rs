@@ -384,7 +384,38 @@ fn check_guest_kernel_boot(r: &InnerResult) -> Result<(), String> {
             .any(|l| l.starts_with("acpi: rsdp 0xe0000 rev 2, XSDT, tables: FACP APIC")),
         "acpi: rsdp 0xe0000 rev 2, XSDT, tables: FACP APIC",
     );
-    want(c.last() == Some(&"kernel ready"), "\"kernel ready\" last");
+    want(has("kernel ready"), "kernel ready");
+    // The default manifest's shards ran in ring 3 and every system call
+    // came through the `syscall` instruction's LSTAR stub (a ring-3 #PF at
+    // LSTAR would have been counted as a trap entry and, with this gate,
+    // killed the shard), and every shard exited 0.
+    want(
+        c.iter().any(|l| {
+            l.strip_prefix("gate: syscall, syscall entries ")
+                .and_then(|rest| rest.strip_suffix(", trap entries 0"))
+                .and_then(|n| n.parse::<u64>().ok())
+                .is_some_and(|n| n > 0)
+        }),
+        "gate: syscall, syscall entries N>0, trap entries 0",
+    );
+    want(
+        c.iter().any(|l| l.starts_with("profile: shards=")),
+        "profile: shards=<n>",
+    );
+    want(
+        c.iter()
+            .filter(|l| l.starts_with("profile: id="))
+            .all(|l| l.ends_with(" exit=0")),
+        "every profile line exit=0",
+    );
+    want(
+        !c.iter().any(|l| l.contains(") killed: ")),
+        "no shard killed",
+    );
+    want(
+        c.last() == Some(&"all shards ended: status 0"),
+        "\"all shards ended: status 0\" last",
+    );
     want(
         !r.output.iter().any(|l| l.contains("panicked")),
         "no panic in coco-vmm",
@@ -395,11 +426,12 @@ fn check_guest_kernel_boot(r: &InnerResult) -> Result<(), String> {
                 .as_array()
                 .map(|a| a.iter().filter_map(|m| m["id"].as_u64()).collect())
                 .unwrap_or_default();
-            want(ids == [1, 2], "milestones [1, 2]");
+            want(ids == [1, 2, 3], "milestones [1, 2, 3]");
             let us = |v: &Value| v.as_u64().unwrap_or(u64::MAX);
             want(
                 us(&t["milestones"][0]["us"]) <= us(&t["milestones"][1]["us"])
-                    && us(&t["milestones"][1]["us"]) <= us(&t["exit_us"]),
+                    && us(&t["milestones"][1]["us"]) <= us(&t["milestones"][2]["us"])
+                    && us(&t["milestones"][2]["us"]) <= us(&t["exit_us"]),
                 "milestones in order before exit",
             );
             want(t["outcome"]["kind"] == "guest-exit", "outcome guest-exit");

@@ -1,0 +1,223 @@
+//! User-space drivers: the kernel only maps and routes.
+//!
+//! * `dma_alloc` gives physically contiguous, zeroed (never-used) frames,
+//!   mapped R+W+NX in the device window, and tells the holder their
+//!   guest-physical address (needs a MEMORY capability with MEMORY_DMA).
+//! * `mmio_map` maps the MMIO window a MEMORY capability names, uncached
+//!   and NX, writable only with MEMORY_WRITE. Such pages are marked DEVICE:
+//!   the kernel refuses user pointers into them.
+//! * `irq_bind` routes an IOAPIC line (IRQ capability with IRQ_RECEIVE) to
+//!   a channel (SEND): each interrupt masks the line and queues a one-byte
+//!   notification (the line number); `irq_ack` unmasks it. A notification
+//!   that finds the channel full stays pending and is queued at the ack,
+//!   so none is lost (the line is masked meanwhile).
+
+use coconut_abi::syscall::{CAP_SLOTS, Error, MMAP_PAGES_MAX, cap_type, rights};
+use coconut_core::channel::ChannelId;
+
+use crate::kernel::{Kernel, MemObj};
+use crate::paging::{self, PAGE_SIZE};
+use crate::shard::ShardId;
+use crate::syscalls::{Args, Ret, user};
+
+/// IOAPIC lines the kernel routes (vectors IRQ_VECTOR_BASE + line).
+pub const IRQ_LINES: usize = 24;
+/// The vector of IOAPIC line 0.
+pub const IRQ_VECTOR_BASE: u64 = 0x30;
+const IOAPIC_BASE: u64 = 0xfec0_0000;
+/// Device-table slot of the IOAPIC page (slot 0 is the LAPIC).
+const IOAPIC_SLOT: usize = 1;
+
+/// One routed line.
+#[derive(Clone, Copy, Debug)]
+pub struct Route {
+    /// Channel the notifications go to.
+    pub chan: u32,
+    /// An interrupt arrived while the channel was full.
+    pub pending: bool,
+}
+
+/// The routing table and the IOAPIC mapping.
+#[derive(Debug)]
+pub struct Irqs {
+    routes: [Option<Route>; IRQ_LINES],
+    ioapic: u64,
+}
+
+impl Irqs {
+    /// Nothing routed.
+    pub const fn new() -> Self {
+        Irqs {
+            routes: [None; IRQ_LINES],
+            ioapic: 0,
+        }
+    }
+
+    fn write(&mut self, reg: u32, value: u32) {
+        if self.ioapic == 0 {
+            self.ioapic = paging::map_device_page(IOAPIC_SLOT, IOAPIC_BASE);
+        }
+        // SAFETY: the IOAPIC's register page is mapped uncached; IOREGSEL
+        // at +0 selects, IOWIN at +0x10 carries the value.
+        unsafe {
+            (self.ioapic as *mut u32).write_volatile(reg);
+            ((self.ioapic + 0x10) as *mut u32).write_volatile(value);
+        }
+    }
+
+    /// Programs line `line` to the boot CPU, edge, active high; masked or not.
+    fn program(&mut self, line: usize, masked: bool) {
+        let low = (IRQ_VECTOR_BASE as u32 + line as u32) | if masked { 1 << 16 } else { 0 };
+        self.write(0x11 + 2 * line as u32, 0); // destination APIC 0
+        self.write(0x10 + 2 * line as u32, low);
+    }
+}
+
+/// Finds a MEMORY capability with MEMORY_DMA in the caller's table.
+fn dma_right(k: &Kernel, id: ShardId) -> Result<(), Error> {
+    let mut seen_memory = false;
+    for h in 0..CAP_SLOTS as u64 {
+        if let Ok(c) = k.caps.get(id, h)
+            && c.cap_type == cap_type::MEMORY
+        {
+            seen_memory = true;
+            if c.rights & rights::MEMORY_DMA != 0
+                && k.memory.get(c.resource as usize) == Some(&MemObj::Dma)
+            {
+                return Ok(());
+            }
+        }
+    }
+    Err(if seen_memory {
+        Error::NoRight
+    } else {
+        Error::WrongType
+    })
+}
+
+/// Reserves `pages` of the caller's device window.
+fn device_va(k: &mut Kernel, id: ShardId, pages: u64) -> Result<u64, Error> {
+    let s = &mut k.shards[id];
+    let va = s.device_map_next;
+    let end = va
+        .checked_add(pages.checked_mul(PAGE_SIZE).ok_or(Error::InvalidArgument)?)
+        .ok_or(Error::InvalidArgument)?;
+    if end > coconut_abi::syscall::config::STACK_TOP - (1 << 30) {
+        return Err(Error::NoMemory);
+    }
+    // One unmapped guard page between windows.
+    s.device_map_next = end + PAGE_SIZE;
+    Ok(va)
+}
+
+pub fn sys_dma_alloc(k: &mut Kernel, id: ShardId, a: &Args) -> Result<Ret, Error> {
+    let (pages, out) = (a.a[0], a.a[1]);
+    dma_right(k, id)?;
+    if pages == 0 || pages > MMAP_PAGES_MAX {
+        return Err(Error::InvalidArgument);
+    }
+    let out_slice = user(k, id, out, 8, true)?;
+    let s = &k.shards[id];
+    if s.pages_used + pages > s.page_quota {
+        return Err(Error::NoMemory);
+    }
+    let space = s.space.ok_or(Error::BadAddress)?;
+    let pa = k.frames.alloc_contiguous(pages).ok_or(Error::NoMemory)?;
+    let va = device_va(k, id, pages)?;
+    space.map(
+        &mut k.frames,
+        va,
+        pages,
+        crate::uspace::Perms::RW,
+        true,
+        |_, i| Ok(pa + i * PAGE_SIZE),
+    )?;
+    k.shards[id].pages_used += pages;
+    out_slice.write_from(&mut k.frames, &pa.to_le_bytes());
+    Ok(Ret::Value(va))
+}
+
+pub fn sys_mmio_map(k: &mut Kernel, id: ShardId, a: &Args) -> Result<Ret, Error> {
+    let cap = k.caps.get(id, a.a[0])?;
+    if cap.cap_type != cap_type::MEMORY {
+        return Err(Error::WrongType);
+    }
+    let Some(&MemObj::Mmio { base, pages }) = k.memory.get(cap.resource as usize) else {
+        return Err(Error::WrongType);
+    };
+    if cap.rights & (rights::MEMORY_READ | rights::MEMORY_WRITE) == 0 {
+        return Err(Error::NoRight);
+    }
+    let write = cap.rights & rights::MEMORY_WRITE != 0;
+    let space = k.shards[id].space.ok_or(Error::BadAddress)?;
+    let va = device_va(k, id, pages)?;
+    space.map_device(&mut k.frames, va, base, pages, write)?;
+    Ok(Ret::Value(va))
+}
+
+/// The line an IRQ capability names (with IRQ_RECEIVE).
+fn line(k: &Kernel, id: ShardId, handle: u64) -> Result<usize, Error> {
+    let line = k
+        .caps
+        .lookup(id, handle, cap_type::IRQ, rights::IRQ_RECEIVE)? as usize;
+    if line >= IRQ_LINES {
+        return Err(Error::NoDevice);
+    }
+    Ok(line)
+}
+
+pub fn sys_irq_bind(k: &mut Kernel, id: ShardId, a: &Args) -> Result<Ret, Error> {
+    let line = line(k, id, a.a[0])?;
+    let chan = k.caps.lookup(id, a.a[1], cap_type::CHANNEL, rights::SEND)? as u32;
+    if k.irqs.routes[line].is_some() {
+        return Err(Error::Already);
+    }
+    k.irqs.routes[line] = Some(Route {
+        chan,
+        pending: false,
+    });
+    k.irqs.program(line, false);
+    Ok(Ret::Value(0))
+}
+
+pub fn sys_irq_ack(k: &mut Kernel, id: ShardId, a: &Args) -> Result<Ret, Error> {
+    let line = line(k, id, a.a[0])?;
+    let Some(route) = k.irqs.routes[line] else {
+        return Err(Error::InvalidArgument);
+    };
+    if route.pending {
+        if k.chans
+            .try_send(ChannelId(route.chan), &[line as u8])
+            .is_err()
+        {
+            return Ok(Ret::Value(0)); // still full: stays masked and pending
+        }
+        k.irqs.routes[line] = Some(Route {
+            pending: false,
+            ..route
+        });
+        crate::ipc::pump(k, route.chan);
+    }
+    k.irqs.program(line, false);
+    Ok(Ret::Value(0))
+}
+
+/// An interrupt on `line` (from ring 3 or idle): mask it, notify the
+/// bound channel, acknowledge the LAPIC.
+pub fn interrupt(k: &mut Kernel, line: usize) {
+    if let Some(route) = k.irqs.routes.get(line).copied().flatten() {
+        k.irqs.program(line, true);
+        if k.chans
+            .try_send(ChannelId(route.chan), &[line as u8])
+            .is_ok()
+        {
+            crate::ipc::pump(k, route.chan);
+        } else {
+            k.irqs.routes[line] = Some(Route {
+                pending: true,
+                ..route
+            });
+        }
+    }
+    k.timer.eoi();
+}
