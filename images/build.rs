@@ -163,6 +163,8 @@ fn build_c_shards(root: &Path, out: &Path) -> Vec<(String, PathBuf)> {
                 "-fno-pie",
                 "-fno-asynchronous-unwind-tables",
                 "-fcf-protection=none",
+                // No libc: keep loops from becoming memcpy/memset calls.
+                "-fno-tree-loop-distribute-patterns",
                 "-static",
                 "-no-pie",
                 "-nostdlib",

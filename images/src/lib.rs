@@ -47,6 +47,43 @@ mod tests {
     }
 
     #[test]
+    fn ramdisk_holds_the_generated_pattern_file_whole() {
+        let p = pattern::pattern_bytes();
+        assert_eq!(p.len(), pattern::PATTERN_SIZE);
+        assert!(p.len() > (12 + 1024) * 4096, "needs double-indirect blocks");
+        // coco-mkext2 stores a file's data as one run of 4 KiB blocks.
+        let at = RAMDISK
+            .chunks_exact(4096)
+            .position(|b| b == &p[..4096])
+            .expect("pattern file's first block in the ramdisk")
+            * 4096;
+        assert_eq!(&RAMDISK[at..at + p.len()], &p[..]);
+    }
+
+    #[test]
+    fn ramdisk_holds_the_shards() {
+        // Every shard ELF starts a block of its own.
+        let elves = RAMDISK
+            .chunks_exact(4096)
+            .filter(|b| b.starts_with(b"\x7fELF\x02\x01\x01"))
+            .count();
+        let shipped = [
+            "hello",
+            "hello-c",
+            "fs-reader",
+            "fuzz",
+            "faulter",
+            "chan-test",
+            "cap-test",
+        ];
+        assert_eq!(
+            elves,
+            shipped.len(),
+            "one ELF per shipped shard: {shipped:?}"
+        );
+    }
+
+    #[test]
     fn lookup_by_name() {
         assert!(builtin("guest-kernel").is_some());
         assert!(builtin("ramdisk").is_some());

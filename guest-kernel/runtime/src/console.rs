@@ -76,11 +76,13 @@ pub fn flush() {
 /// A line assembled on the stack and written with one call (for the panic
 /// path, which must not depend on the shared buffer's lock). Longer lines
 /// are cut at [`LINE_MAX`] bytes.
+#[cfg_attr(test, allow(dead_code))] // only the panic handler uses it
 pub(crate) struct LineOut {
     buf: [u8; LINE_MAX],
     len: usize,
 }
 
+#[cfg_attr(test, allow(dead_code))]
 impl LineOut {
     pub(crate) fn new() -> Self {
         LineOut {

@@ -30,7 +30,24 @@ struct LargeFree {
     size: u64,
 }
 
+/// Where heap memory comes from: the kernel in a shard, a plain buffer in
+/// the unit tests.
+#[derive(Clone, Copy)]
+struct Backing {
+    /// The heap's first address.
+    start: fn() -> u64,
+    /// Maps `pages` at `va`, the current end.
+    map: fn(u64, u64) -> Result<u64, coconut_abi::syscall::Error>,
+}
+
+/// The kernel: the heap starts at `ShardInfo::heap_end`, grows by `mmap`.
+const KERNEL: Backing = Backing {
+    start: || crate::info::info().heap_end,
+    map: crate::sys::mmap,
+};
+
 struct Heap {
+    backing: Backing,
     /// Next unused address (0: not yet initialised).
     bump: u64,
     /// End of the mapped heap.
@@ -43,9 +60,19 @@ struct Heap {
 }
 
 impl Heap {
+    const fn new(backing: Backing) -> Self {
+        Heap {
+            backing,
+            bump: 0,
+            end: 0,
+            small: [0; CLASSES],
+            large: 0,
+        }
+    }
+
     fn init(&mut self) {
         if self.bump == 0 {
-            let end = crate::info::info().heap_end;
+            let end = (self.backing.start)();
             self.bump = end;
             self.end = end;
         }
@@ -61,7 +88,7 @@ impl Heap {
             let mut left = need;
             while left > 0 {
                 let n = left.min(coconut_abi::syscall::MMAP_PAGES_MAX);
-                crate::sys::mmap(self.end, n).ok()?;
+                (self.backing.map)(self.end, n).ok()?;
                 self.end += n * PAGE;
                 left -= n;
             }
@@ -113,6 +140,38 @@ impl Heap {
             .map_or(ptr::null_mut(), |a| a as *mut u8)
     }
 
+    /// Maps `pages` more at the end and gives all of them out: afterwards
+    /// the heap ends at the returned block's end.
+    fn tail(&mut self, pages: u64) -> Result<u64, coconut_abi::syscall::Error> {
+        self.init();
+        let start = self.end;
+        (self.backing.map)(start, pages)?;
+        self.end = start + pages * PAGE;
+        self.bump = self.end;
+        Ok(start)
+    }
+
+    fn alloc(&mut self, layout: Layout) -> *mut u8 {
+        match class_of(layout) {
+            Some(class) => self.alloc_small(class),
+            None => self.alloc_large(large_size(layout), (layout.align() as u64).max(PAGE)),
+        }
+    }
+
+    /// # Safety
+    /// `p` came from [`Heap::alloc`] with the same `layout` and is not used again.
+    unsafe fn dealloc(&mut self, p: *mut u8, layout: Layout) {
+        match class_of(layout) {
+            Some(class) => {
+                // SAFETY: `p` is a block of this class the caller gives
+                // back; its first word now holds the list link.
+                unsafe { ptr::write(p as *mut u64, self.small[class]) };
+                self.small[class] = p as u64;
+            }
+            None => self.dealloc_large(p as u64, large_size(layout)),
+        }
+    }
+
     fn dealloc_large(&mut self, block: u64, size: u64) {
         let hdr = block as *mut LargeFree;
         // SAFETY: the block is ours again (the caller freed it), page
@@ -140,12 +199,7 @@ fn large_size(layout: Layout) -> u64 {
 #[derive(Debug, Default)]
 pub struct ShardHeap;
 
-static HEAP: SpinLock<Heap> = SpinLock::new(Heap {
-    bump: 0,
-    end: 0,
-    small: [0; CLASSES],
-    large: 0,
-});
+static HEAP: SpinLock<Heap> = SpinLock::new(Heap::new(KERNEL));
 
 // SAFETY: blocks never overlap (each is carved once from the bump region
 // or handed out once from a free list), are at least `layout.size()` bytes
@@ -153,27 +207,16 @@ static HEAP: SpinLock<Heap> = SpinLock::new(Heap {
 // power-of-two size ≥ align; large blocks to max(page, align)).
 unsafe impl GlobalAlloc for ShardHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let mut h = HEAP.lock();
-        match class_of(layout) {
-            Some(class) => h.alloc_small(class),
-            None => h.alloc_large(large_size(layout), (layout.align() as u64).max(PAGE)),
-        }
+        HEAP.lock().alloc(layout)
     }
 
     unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
-        let mut h = HEAP.lock();
-        match class_of(layout) {
-            Some(class) => {
-                // SAFETY: `p` is a block of this class the caller gives
-                // back; its first word now holds the list link.
-                unsafe { ptr::write(p as *mut u64, h.small[class]) };
-                h.small[class] = p as u64;
-            }
-            None => h.dealloc_large(p as u64, large_size(layout)),
-        }
+        // SAFETY: the caller gives back a block `alloc` returned for `layout`.
+        unsafe { HEAP.lock().dealloc(p, layout) }
     }
 }
 
+#[cfg(not(test))]
 #[global_allocator]
 static ALLOCATOR: ShardHeap = ShardHeap;
 
@@ -193,12 +236,7 @@ pub fn tail_pages(pages: u64) -> Result<&'static mut [u8], coconut_abi::syscall:
     if pages == 0 || pages > coconut_abi::syscall::MMAP_PAGES_MAX {
         return Err(Error::InvalidArgument);
     }
-    let mut h = HEAP.lock();
-    h.init();
-    let start = h.end;
-    crate::sys::mmap(start, pages)?;
-    h.end = start + pages * PAGE;
-    h.bump = h.end;
+    let start = HEAP.lock().tail(pages)?;
     let len = usize::try_from(pages * PAGE).map_err(|_| Error::InvalidArgument)?;
     // SAFETY: the kernel just mapped these pages R+W for this shard; the
     // allocator's bump now lies past them, so nothing else hands them out.
@@ -211,3 +249,6 @@ pub fn end() -> u64 {
     h.init();
     h.end
 }
+
+#[cfg(test)]
+mod tests;

@@ -34,11 +34,14 @@
 #![no_std]
 
 pub extern crate alloc;
+#[cfg(test)]
+extern crate std;
 
 pub mod console;
 pub mod heap;
 pub mod info;
 mod lock;
+#[cfg(not(test))]
 pub mod mem;
 pub mod raw;
 pub mod start;

@@ -7,13 +7,12 @@
 //! line) and exits with
 //! [`PANIC_EXIT_CODE`].
 
-use core::fmt::Write;
-
 /// Exit code of a shard that panicked (as Rust's std uses).
 pub const PANIC_EXIT_CODE: u64 = 101;
 /// Exit code when the info page is not the one this runtime was built for.
 pub const BAD_INFO_EXIT_CODE: u64 = 102;
 
+#[cfg(not(test))]
 unsafe extern "Rust" {
     /// Defined by [`crate::main!`] in the shard.
     safe fn __coconut_shard_main() -> u64;
@@ -23,6 +22,7 @@ unsafe extern "Rust" {
 ///
 /// # Safety
 /// Only the kernel calls this, once, on a fresh stack.
+#[cfg(not(test))]
 #[unsafe(naked)]
 #[unsafe(no_mangle)]
 #[unsafe(link_section = ".text._start")]
@@ -36,6 +36,7 @@ pub unsafe extern "C" fn _start() -> ! {
     )
 }
 
+#[cfg(not(test))]
 extern "C" fn rt_entry() -> ! {
     if !crate::info::valid() {
         let _ = crate::sys::serial_write(b"coconut-rt: bad ShardInfo page (magic/version)\n");
@@ -88,8 +89,10 @@ impl<E: core::fmt::Display> Termination for Result<(), E> {
     }
 }
 
+#[cfg(not(test))]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    use core::fmt::Write;
     crate::console::flush();
     // One line: `panic in <name>: <message> at <file>:<line>:<col>`.
     let mut line = crate::console::LineOut::new();
@@ -105,6 +108,7 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
 /// linux-gnu target reference from their (unused) landing pads. Shards are
 /// built with panic=abort, so nothing ever unwinds into it; if something
 /// did, the shard ends instead of running on.
+#[cfg(not(test))]
 #[unsafe(no_mangle)]
 extern "C" fn rust_eh_personality() {
     crate::sys::exit(PANIC_EXIT_CODE)

@@ -116,6 +116,11 @@ pub fn serial(f: &mut Fuzz) {
         raw(nr::SERIAL_WRITE, 0x0000_7fff_ffff_fff8, 16, 0, 0),
         &[BadAddress],
     );
+    f.err(
+        "serial_write/huge-length",
+        raw(nr::SERIAL_WRITE, ok, u64::MAX, 0, 0),
+        &[InvalidArgument],
+    );
     if let Some((_, end)) = boundary(f) {
         let at = place_before(end, b"straddle");
         f.err(
@@ -167,6 +172,11 @@ pub fn fs(f: &mut Fuzz) {
         "fs_open/path-256-bytes",
         raw(nr::FS_OPEN, long_path.as_ptr() as u64, 256, 0, 0),
         &[InvalidArgument],
+    );
+    f.err(
+        "fs_open/path-huge-length",
+        raw(nr::FS_OPEN, long_path.as_ptr() as u64, u64::MAX, 0, 0),
+        &[InvalidArgument, BadAddress],
     );
     let (p, l) = path("etc/motd");
     f.err(
@@ -240,6 +250,12 @@ pub fn fs(f: &mut Fuzz) {
     f.err(
         "fs_read/wrap-around",
         raw(nr::FS_READ, fd, u64::MAX - 7, 16, 0),
+        &[BadAddress],
+    );
+    // A valid start with a length that runs off the end of the address space.
+    f.err(
+        "fs_read/huge-length",
+        raw(nr::FS_READ, fd, buf.as_mut_ptr() as u64, u64::MAX, 0),
         &[BadAddress],
     );
     f.err(
@@ -419,11 +435,6 @@ pub fn caps(f: &mut Fuzz) {
         f.err(
             "cap_restrict/out-of-range",
             sys::cap_restrict(h, 0),
-            &[BadHandle],
-        );
-        f.err(
-            "cap_grant/out-of-range",
-            sys::cap_grant(h, 0, rights::ALL),
             &[BadHandle],
         );
     }
@@ -706,6 +717,14 @@ pub fn shards(f: &mut Fuzz) {
         Ok(h) => h,
         Err(e) => return f.err("shard_create/valid", Err(e), &[]),
     };
+    // A bad source handle toward a valid target.
+    for h in [CAP_SLOTS as u64, 1000, 1 << 32, u64::MAX, empty] {
+        f.err(
+            "cap_grant/out-of-range",
+            sys::cap_grant(h, child, rights::ALL),
+            &[BadHandle],
+        );
+    }
     f.ok(
         "cap_inspect/new-shard",
         sys::cap_info(child).map(|c| c.cap_type),
