@@ -3,6 +3,8 @@
 //! Boot only identifies module 0 (the VMM's ramdisk); the read-only file
 //! system comes later. The superblock is 1024 bytes at byte offset 1024.
 
+use coconut_core::ext2::{Ext2, FsError as CoreFsError};
+
 use crate::bytes::{array, u16_at, u32_at};
 
 /// Byte offset of the superblock in the image.
@@ -54,171 +56,72 @@ pub fn parse_superblock(bytes: &[u8]) -> Option<Superblock> {
     })
 }
 
-/// A read-only ext2 file system over the ramdisk's bytes: path lookup with
-/// subdirectories, regular files with direct, single, double and triple
-/// indirect blocks. Every on-disk number is checked before use; loops over
-/// directory entries always advance. (The kernel switches to coconut-core's
-/// `ext2` once it lands; this is the minimum the shard loader needs.)
+/// The ramdisk's file system: coconut-core's host-tested ext2 reader
+/// (`coconut_core::ext2`, subdirectories, direct to triple indirect blocks,
+/// every on-disk value checked) plus what the kernel adds for mapping and
+/// word copies: the image itself, contiguous-run checks and a cursor.
 #[derive(Clone, Copy, Debug)]
 pub struct Fs {
+    core: Ext2<'static>,
     image: &'static [u8],
-    block_size: u64,
-    inodes_per_group: u32,
-    inode_size: u64,
-    inodes_count: u32,
-    groups: u32,
-    first_data_block: u32,
 }
 
-/// An inode's fields the kernel uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Inode {
-    /// `i_mode`.
-    pub mode: u16,
-    /// File size in bytes.
-    pub size: u64,
-    /// `i_block`: 12 direct, single, double, triple indirect.
-    pub block: [u32; 15],
-}
+/// An inode (coconut-core's).
+pub type Inode = coconut_core::ext2::Inode;
 
-/// Why a path did not resolve.
+/// Why a path did not resolve (the kernel's three cases).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FsError {
     /// No such entry.
     NotFound,
     /// A file where a directory was needed or the reverse.
     NotAFile,
-    /// The image is inconsistent.
+    /// The image is inconsistent (or the path malformed).
     Corrupt,
 }
 
-const ROOT_INODE: u32 = 2;
-const MODE_TYPE: u16 = 0xf000;
-const MODE_DIR: u16 = 0x4000;
-const MODE_FILE: u16 = 0x8000;
-
-impl Inode {
-    /// Whether it is a directory.
-    pub fn is_dir(&self) -> bool {
-        self.mode & MODE_TYPE == MODE_DIR
-    }
-    /// Whether it is a regular file.
-    pub fn is_file(&self) -> bool {
-        self.mode & MODE_TYPE == MODE_FILE
+impl From<CoreFsError> for FsError {
+    fn from(e: CoreFsError) -> Self {
+        match e {
+            CoreFsError::NotFound => FsError::NotFound,
+            CoreFsError::NotADirectory | CoreFsError::NotAFile => FsError::NotAFile,
+            _ => FsError::Corrupt,
+        }
     }
 }
 
 impl Fs {
     /// Opens the image; `None` if it is not a usable ext2.
     pub fn new(image: &'static [u8]) -> Option<Self> {
-        let sb = image.get(SUPERBLOCK_OFFSET as usize..)?;
-        let parsed = parse_superblock(sb)?;
-        let rev = u32_at(sb, 76)?;
-        let inode_size = if rev >= 1 {
-            u64::from(u16_at(sb, 88)?)
-        } else {
-            128
-        };
-        let inodes_per_group = u32_at(sb, 40)?;
-        let blocks_per_group = u32_at(sb, 32)?;
-        if inode_size < 128 || inodes_per_group == 0 || blocks_per_group == 0 {
-            return None;
-        }
-        let first_data_block = u32_at(sb, 20)?;
-        let groups = (parsed.blocks.checked_sub(first_data_block)?).div_ceil(blocks_per_group);
         Some(Fs {
+            core: Ext2::new(image).ok()?,
             image,
-            block_size: u64::from(parsed.block_size),
-            inodes_per_group,
-            inode_size,
-            inodes_count: u32_at(sb, 0)?,
-            groups,
-            first_data_block,
         })
     }
 
     /// Bytes per block.
     pub fn block_size(&self) -> u64 {
-        self.block_size
+        u64::from(self.core.block_size())
     }
 
-    /// Block `n` of the image.
-    fn block(&self, n: u32) -> Option<&'static [u8]> {
-        let start = u64::from(n).checked_mul(self.block_size)?;
-        let end = start.checked_add(self.block_size)?;
-        self.image.get(start as usize..end as usize)
+    /// Resolves an absolute path to its inode.
+    pub fn lookup(&self, path: &[u8]) -> Result<Inode, FsError> {
+        Ok(self.core.lookup(path)?)
     }
 
-    /// Inode number `ino`.
-    pub fn inode(&self, ino: u32) -> Result<Inode, FsError> {
-        if ino == 0 || ino > self.inodes_count {
-            return Err(FsError::Corrupt);
-        }
-        let group = (ino - 1) / self.inodes_per_group;
-        let index = u64::from((ino - 1) % self.inodes_per_group);
-        if group >= self.groups {
-            return Err(FsError::Corrupt);
-        }
-        let gdt_block = self.first_data_block + 1;
-        let gdt = self.block(gdt_block).ok_or(FsError::Corrupt)?;
-        // Group descriptors are 32 bytes; the table may span blocks.
-        let desc_off = u64::from(group) * 32;
-        let table_block = if desc_off + 32 <= self.block_size {
-            u32_at(gdt, desc_off as usize + 8)
-        } else {
-            let blk = gdt_block + (desc_off / self.block_size) as u32;
-            self.block(blk)
-                .and_then(|b| u32_at(b, (desc_off % self.block_size) as usize + 8))
-        }
-        .ok_or(FsError::Corrupt)?;
-        let off = u64::from(table_block)
-            .checked_mul(self.block_size)
-            .and_then(|b| b.checked_add(index * self.inode_size))
-            .ok_or(FsError::Corrupt)? as usize;
-        let raw = self.image.get(off..off + 128).ok_or(FsError::Corrupt)?;
-        let mut block = [0u32; 15];
-        for (i, b) in block.iter_mut().enumerate() {
-            *b = u32_at(raw, 40 + 4 * i).ok_or(FsError::Corrupt)?;
-        }
-        let size_lo = u64::from(u32_at(raw, 4).ok_or(FsError::Corrupt)?);
-        let size_hi = u64::from(u32_at(raw, 108).ok_or(FsError::Corrupt)?);
-        let mode = u16_at(raw, 0).ok_or(FsError::Corrupt)?;
-        let size = if mode & MODE_TYPE == MODE_FILE {
-            size_lo | (size_hi << 32)
-        } else {
-            size_lo
-        };
-        Ok(Inode { mode, size, block })
+    /// Copies file bytes from `offset` into `buf`; returns the count (0 at
+    /// the end or on a corrupt block). Holes read as zeroes.
+    pub fn read(&self, inode: &Inode, offset: u64, buf: &mut [u8]) -> usize {
+        self.core.read(inode, offset, buf).unwrap_or(0)
     }
 
-    /// The image block holding file block `index` of `inode` (0 = a hole).
+    /// The image block holding file block `index` of `inode` (0 = a hole),
+    /// `None` past the end or for a corrupt pointer.
     pub fn block_of(&self, inode: &Inode, index: u64) -> Option<u32> {
-        let per = self.block_size / 4;
-        let indirect = |blk: u32, i: u64| -> Option<u32> {
-            if blk == 0 {
-                return Some(0);
-            }
-            u32_at(self.block(blk)?, (i * 4) as usize)
-        };
-        if index < 12 {
-            return Some(inode.block[index as usize]);
-        }
-        let mut i = index - 12;
-        if i < per {
-            return indirect(inode.block[12], i);
-        }
-        i -= per;
-        if i < per * per {
-            let l1 = indirect(inode.block[13], i / per)?;
-            return indirect(l1, i % per);
-        }
-        i -= per * per;
-        if i < per * per * per {
-            let l1 = indirect(inode.block[14], i / (per * per))?;
-            let l2 = indirect(l1, (i / per) % per)?;
-            return indirect(l2, i % per);
-        }
-        None
+        self.core
+            .block_of(inode, index)
+            .ok()
+            .map(|b| b.unwrap_or(0))
     }
 
     /// The file bytes from `pos` to the end of their block (or of the
@@ -227,191 +130,33 @@ impl Fs {
         if pos >= inode.size {
             return None;
         }
-        let in_block = pos % self.block_size;
-        let n = (self.block_size - in_block).min(inode.size - pos);
-        let b = self.block_of(inode, pos / self.block_size)?;
-        if b == 0 {
-            return None;
-        }
-        self.block(b)?
-            .get(in_block as usize..(in_block + n) as usize)
+        let bs = self.block_size();
+        let in_block = pos % bs;
+        let n = (bs - in_block).min(inode.size - pos);
+        let b = self.core.block_of(inode, pos / bs).ok()??;
+        let off = self.core.block_offset(b).ok()? as u64 + in_block;
+        self.image.get(off as usize..(off + n) as usize)
     }
 
-    /// The indirect block holding the pointer of file block `index`, as
-    /// (first file block it covers, its bytes); `None` for the 12 direct
-    /// blocks, a hole in the tree, or past the triple-indirect range.
-    fn pointer_block(&self, inode: &Inode, index: u64) -> Option<(u64, &'static [u8])> {
-        let per = self.block_size / 4;
-        if index < 12 {
-            return None;
-        }
-        let i = index - 12;
-        let leaf = if i < per {
-            inode.block[12]
-        } else if i - per < per * per {
-            let j = i - per;
-            u32_at(
-                self.block(inode.block[13])
-                    .filter(|_| inode.block[13] != 0)?,
-                (j / per * 4) as usize,
-            )?
-        } else {
-            let j = i - per - per * per;
-            let l1 = self
-                .block(inode.block[14])
-                .filter(|_| inode.block[14] != 0)?;
-            let l2 = u32_at(l1, (j / (per * per) * 4) as usize)?;
-            u32_at(
-                self.block(l2).filter(|_| l2 != 0)?,
-                ((j / per) % per * 4) as usize,
-            )?
-        };
-        if leaf == 0 {
-            return None;
-        }
-        Some((index - (i % per), self.block(leaf)?))
-    }
-
-    /// If the file's `count` blocks are one physically contiguous run,
-    /// its first block. A tight scan over the pointer arrays (one compare
-    /// per block), so `fs_map` can decide on 2 MiB pages cheaply.
+    /// If the file's `count` blocks are one physically contiguous run, its
+    /// first block (core's `run_at`: one compare per block).
     pub fn contiguous_run(&self, inode: &Inode, count: u64) -> Option<u32> {
-        let first = inode.block[0];
-        if first == 0 || count == 0 {
-            return None;
+        match self.core.run_at(inode, 0, count) {
+            Ok(Some((first, n))) if n == count => Some(first),
+            _ => None,
         }
-        let mut expect = first;
-        let mut left = count;
-        // Checks up to `left` pointers of `ptrs` against the run.
-        let scan = |ptrs: &[u8], expect: &mut u32, left: &mut u64| -> bool {
-            for c in ptrs.chunks_exact(4) {
-                if *left == 0 {
-                    return true;
-                }
-                if u32::from_le_bytes([c[0], c[1], c[2], c[3]]) != *expect {
-                    return false;
-                }
-                *expect = expect.wrapping_add(1);
-                *left -= 1;
-            }
-            true
-        };
-        for &b in &inode.block[..12] {
-            if left == 0 {
-                return Some(first);
-            }
-            if b != expect {
-                return None;
-            }
-            expect = expect.wrapping_add(1);
-            left -= 1;
-        }
-        if left == 0 {
-            return Some(first);
-        }
-        // Single indirect.
-        let l1 = self
-            .block(inode.block[12])
-            .filter(|_| inode.block[12] != 0)?;
-        if !scan(l1, &mut expect, &mut left) {
-            return None;
-        }
-        if left == 0 {
-            return Some(first);
-        }
-        // Double indirect (triple-indirect files take the slow path).
-        let l2 = self
-            .block(inode.block[13])
-            .filter(|_| inode.block[13] != 0)?;
-        for c in l2.chunks_exact(4) {
-            if left == 0 {
-                break;
-            }
-            let b = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-            let leaf = self.block(b).filter(|_| b != 0)?;
-            if !scan(leaf, &mut expect, &mut left) {
-                return None;
-            }
-        }
-        (left == 0).then_some(first)
-    }
-
-    /// Looks `name` up in directory `dir`.
-    fn find(&self, dir: &Inode, name: &[u8]) -> Result<u32, FsError> {
-        let blocks = dir.size.div_ceil(self.block_size);
-        for b in 0..blocks {
-            let blk = self.block_of(dir, b).ok_or(FsError::Corrupt)?;
-            if blk == 0 {
-                continue;
-            }
-            let data = self.block(blk).ok_or(FsError::Corrupt)?;
-            let mut off = 0usize;
-            while off + 8 <= data.len() {
-                let ino = u32_at(data, off).ok_or(FsError::Corrupt)?;
-                let rec_len = usize::from(u16_at(data, off + 4).ok_or(FsError::Corrupt)?);
-                let name_len = usize::from(data[off + 6]);
-                if rec_len < 8 {
-                    return Err(FsError::Corrupt); // would not advance
-                }
-                if ino != 0 && data.get(off + 8..off + 8 + name_len) == Some(name) {
-                    return Ok(ino);
-                }
-                off += rec_len;
-            }
-        }
-        Err(FsError::NotFound)
-    }
-
-    /// Resolves an absolute path to its inode.
-    pub fn lookup(&self, path: &[u8]) -> Result<Inode, FsError> {
-        if path.first() != Some(&b'/') {
-            return Err(FsError::NotFound);
-        }
-        let mut inode = self.inode(ROOT_INODE)?;
-        for part in path.split(|&c| c == b'/').filter(|p| !p.is_empty()) {
-            if !inode.is_dir() {
-                return Err(FsError::NotAFile);
-            }
-            let ino = self.find(&inode, part)?;
-            inode = self.inode(ino)?;
-        }
-        Ok(inode)
-    }
-
-    /// Copies file bytes from `offset` into `buf`; returns the count (0 at
-    /// the end). Holes read as zeroes.
-    pub fn read(&self, inode: &Inode, offset: u64, buf: &mut [u8]) -> usize {
-        let mut done = 0usize;
-        while done < buf.len() {
-            let pos = offset + done as u64;
-            if pos >= inode.size {
-                break;
-            }
-            let in_block = pos % self.block_size;
-            let n =
-                ((self.block_size - in_block).min(inode.size - pos) as usize).min(buf.len() - done);
-            let src = self
-                .block_of(inode, pos / self.block_size)
-                .and_then(|b| if b == 0 { None } else { self.block(b) })
-                .and_then(|b| b.get(in_block as usize..in_block as usize + n));
-            match src {
-                Some(s) => buf[done..done + n].copy_from_slice(s),
-                None => buf[done..done + n].fill(0),
-            }
-            done += n;
-        }
-        done
     }
 }
 
-/// Sequential lookups of a file's blocks: keeps the indirect block of the
-/// last lookup, so walking a file costs one load per block instead of a
-/// walk down the indirect tree (what makes `fs_map` of a 60 MB file fast).
+/// Sequential lookups of a file's blocks: keeps the last physically
+/// contiguous run core's `run_at` found, so walking a file costs a compare
+/// per block instead of a walk down the indirect tree.
 #[derive(Debug)]
 pub struct BlockCursor<'a> {
     fs: &'a Fs,
     inode: &'a Inode,
-    cached: Option<(u64, &'static [u8])>,
+    /// (first file block, first disk block, blocks) of the cached run.
+    run: (u64, u32, u64),
 }
 
 impl<'a> BlockCursor<'a> {
@@ -420,28 +165,23 @@ impl<'a> BlockCursor<'a> {
         BlockCursor {
             fs,
             inode,
-            cached: None,
+            run: (0, 0, 0),
         }
     }
 
     /// Like [`Fs::block_of`].
     pub fn block_of(&mut self, index: u64) -> Option<u32> {
-        if index < 12 {
-            return Some(self.inode.block[index as usize]);
+        let (start, first, n) = self.run;
+        if index >= start && index - start < n {
+            return Some(first + (index - start) as u32);
         }
-        if let Some((first, bytes)) = self.cached {
-            let off = index.wrapping_sub(first).wrapping_mul(4);
-            if off < bytes.len() as u64 {
-                return u32_at(bytes, off as usize);
+        match self.fs.core.run_at(self.inode, index, u64::MAX) {
+            Ok(Some((b, len))) => {
+                self.run = (index, b, len);
+                Some(b)
             }
-        }
-        match self.fs.pointer_block(self.inode, index) {
-            Some((first, bytes)) => {
-                self.cached = Some((first, bytes));
-                u32_at(bytes, ((index - first) * 4) as usize)
-            }
-            // A hole in the tree (or out of range): fall back.
-            None => self.fs.block_of(self.inode, index),
+            Ok(None) => Some(0),
+            Err(_) => None,
         }
     }
 }
