@@ -115,15 +115,6 @@ impl Fs {
         self.core.read(inode, offset, buf).unwrap_or(0)
     }
 
-    /// The image block holding file block `index` of `inode` (0 = a hole),
-    /// `None` past the end or for a corrupt pointer.
-    pub fn block_of(&self, inode: &Inode, index: u64) -> Option<u32> {
-        self.core
-            .block_of(inode, index)
-            .ok()
-            .map(|b| b.unwrap_or(0))
-    }
-
     /// The file bytes from `pos` to the end of their block (or of the
     /// file), straight from the image; `None` for a hole or past the end.
     pub fn bytes_at(&self, inode: &Inode, pos: u64) -> Option<&'static [u8]> {
@@ -136,6 +127,21 @@ impl Fs {
         let b = self.core.block_of(inode, pos / bs).ok()??;
         let off = self.core.block_offset(b).ok()? as u64 + in_block;
         self.image.get(off as usize..(off + n) as usize)
+    }
+
+    /// The whole file as one slice of the image, if it is stored as one
+    /// contiguous run (holes or a split file: `None`).
+    pub fn file_bytes(&self, inode: &Inode) -> Option<&'static [u8]> {
+        let blocks = inode.size.div_ceil(self.block_size());
+        let first = self.contiguous_run(inode, blocks)?;
+        let off = self.core.block_offset(first).ok()?;
+        self.image
+            .get(off..off.checked_add(usize::try_from(inode.size).ok()?)?)
+    }
+
+    /// Where the image starts in the kernel's address space.
+    pub fn image_start(&self) -> u64 {
+        self.image.as_ptr() as u64
     }
 
     /// If the file's `count` blocks are one physically contiguous run, its

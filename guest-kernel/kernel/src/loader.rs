@@ -9,8 +9,9 @@
 
 use coconut_abi::syscall::{Error, config};
 
-use crate::elf;
-use crate::ext2::{Fs, FsError, Inode};
+use coconut_core::elf;
+
+use crate::ext2::FsError;
 use crate::frames::Frames;
 use crate::gdt;
 use crate::kernel::Kernel;
@@ -69,13 +70,26 @@ pub fn load(k: &mut Kernel, spec: &Spec<'_>) -> Result<ShardId, LoadError> {
     if !inode.is_file() {
         return Err(fail(Error::NotAFile, "not a regular file"));
     }
-    let mut head = [0u8; 4096];
-    let n = fs.read(&inode, 0, &mut head);
-    let image = elf::parse(&head[..n], inode.size).map_err(|r| fail(Error::InvalidArgument, r))?;
-
+    // coconut-core validates the whole file (W^X, ranges, entry); shard
+    // files are small and mkext2 stores such files as one run, so the image
+    // is a slice of the ramdisk (a split file is refused, not copied).
+    let file = fs.file_bytes(&inode).ok_or(fail(
+        Error::InvalidArgument,
+        "ELF not stored contiguously in the ramdisk",
+    ))?;
+    let image =
+        elf::parse(file).map_err(|_| fail(Error::InvalidArgument, "not a valid shard ELF"))?;
+    let file_phys = k.ramdisk_phys + (file.as_ptr() as u64 - fs.image_start());
     let space = AddrSpace::new(&mut k.frames, id).map_err(|e| fail(e, "out of memory"))?;
-    let mapped = map_image(&mut k.frames, &fs, k.ramdisk_phys, &inode, &image, space)
-        .and_then(|()| map_stack_and_info(&mut k.frames, space, id, spec, image.end()));
+    let can_map = fs.block_size() == PAGE_SIZE && file_phys.is_multiple_of(PAGE_SIZE);
+    let mapped = map_image(
+        &mut k.frames,
+        file,
+        can_map.then_some(file_phys),
+        &image,
+        space,
+    )
+    .and_then(|()| map_stack_and_info(&mut k.frames, space, id, spec, image.end()));
     let info_pa = match mapped {
         Ok(pa) => pa,
         Err(e) => {
@@ -108,21 +122,21 @@ fn heap_start(image_end: u64) -> u64 {
     image_end + PAGE_SIZE
 }
 
+/// Maps every segment of `image`; `file_phys` (when the file's pages can be
+/// mapped) is the physical address of the file's first byte.
 fn map_image(
     frames: &mut Frames,
-    fs: &Fs,
-    ramdisk_phys: u64,
-    inode: &Inode,
+    file: &[u8],
+    file_phys: Option<u64>,
     image: &elf::Image,
     space: AddrSpace,
 ) -> Result<(), Error> {
-    let can_map = fs.block_size() == PAGE_SIZE && ramdisk_phys.is_multiple_of(PAGE_SIZE);
-    for seg in &image.segments[..image.count] {
-        let first = seg.vaddr & !(PAGE_SIZE - 1);
-        let pages = (seg.vaddr + seg.memsz - first).div_ceil(PAGE_SIZE);
+    for seg in image.segments() {
+        let first = seg.page_start();
+        let pages = seg.pages();
         let perms = Perms {
-            write: seg.write,
-            exec: seg.exec,
+            write: seg.perms.write(),
+            exec: seg.perms.exec(),
         };
         let file_first = seg.offset - (seg.vaddr - first);
         let file_end = seg.offset + seg.filesz;
@@ -132,30 +146,31 @@ fn map_image(
             // Whole page from the file, and nothing after the segment's
             // file bytes would show: map the ramdisk page itself.
             let whole = foff + PAGE_SIZE <= file_end || seg.memsz == seg.filesz;
-            let block = if can_map && !seg.write && whole && foff < file_end {
-                fs.block_of(inode, foff / PAGE_SIZE).filter(|&b| b != 0)
-            } else {
-                None
-            };
-            if let Some(b) = block {
-                let pa = ramdisk_phys + u64::from(b) * PAGE_SIZE;
-                space.map(frames, va, 1, perms, false, |_, _| Ok(pa))?;
+            if let Some(base) = file_phys
+                && !perms.write
+                && whole
+                && foff < file_end
+                && foff + PAGE_SIZE <= (file.len() as u64).next_multiple_of(PAGE_SIZE)
+            {
+                space.map(frames, va, 1, perms, false, |_, _| Ok(base + foff))?;
                 continue;
             }
             let pa = frames.alloc(true).ok_or(Error::NoMemory)?;
             // Copy the part of [foff, foff+4096) that is segment file bytes.
             let lo = foff.max(seg.offset);
             let hi = (foff + PAGE_SIZE).min(file_end);
-            if lo < hi {
-                // SAFETY: `pa` is a fresh pool frame in the window; the
-                // range lies inside it (lo - foff + (hi - lo) <= 4096).
-                let dst = unsafe {
-                    core::slice::from_raw_parts_mut(
+            if lo < hi
+                && let Some(src) = file.get(lo as usize..hi as usize)
+            {
+                // SAFETY: `pa` is a fresh pool frame in the window and
+                // `lo - foff + (hi - lo) <= 4096` keeps the copy inside it.
+                unsafe {
+                    crate::cpu::copy_bytes(
                         paging::window(pa).add((lo - foff) as usize),
-                        (hi - lo) as usize,
+                        src.as_ptr(),
+                        src.len(),
                     )
                 };
-                fs.read(inode, lo, dst);
             }
             if let Err(e) = space.map(frames, va, 1, perms, true, |_, _| Ok(pa)) {
                 frames.free(pa);

@@ -17,7 +17,7 @@
 //! frame window), `gdt` / `idt` (CPU tables, every kernel entry), `kernel`
 //! (state, traps, scheduler), `syscalls` / `ipc` / `devices` (the system
 //! calls), `uspace` (shard page tables, checked user pointers), `loader` /
-//! `elf` / `ext2` (shards from the ramdisk), `frames`, `timer`, `start`,
+//! `ext2` (shards from the ramdisk; ELF validation is coconut-core's), `frames`, `timer`, `start`,
 //! `shard` (control block), `serial` (COM1), `cpu` (privileged
 //! instructions), `pvh` / `memmap` / `acpi` (parsers), `physmem`, `report`,
 //! `panic`.
@@ -29,7 +29,6 @@ mod boot;
 mod bytes;
 mod cpu;
 mod devices;
-mod elf;
 mod ext2;
 mod frames;
 mod gdt;
