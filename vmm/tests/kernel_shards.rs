@@ -127,6 +127,38 @@ fn mapper(path: &str, size: u64) -> Vec<u8> {
     c
 }
 
+/// `channel_recv(handle 0, stack buffer, 64)`, then exits with the result
+/// (exit keeps its low 32 bits).
+fn receiver() -> Vec<u8> {
+    vec![
+        0x31, 0xff, // xor edi, edi (boot capability 0)
+        0x48, 0x89, 0xe6, // mov rsi, rsp
+        0x48, 0x81, 0xee, 0, 1, 0, 0, // sub rsi, 256
+        0xba, 64, 0, 0, 0, // mov edx, 64
+        0xb8, 22, 0, 0, 0, // mov eax, CHANNEL_RECV
+        0x0f, 0x05, // syscall
+        0x89, 0xc7, // mov edi, eax
+        0x31, 0xc0, 0x0f, 0x05, // exit
+        0x0f, 0x0b,
+    ]
+}
+
+/// `channel_recv_timeout(handle 0, stack buffer, 64, 50 ms)`, then exits
+/// with the result (exit keeps its low 32 bits).
+fn timed_receiver() -> Vec<u8> {
+    let mut c = vec![
+        0x31, 0xff, // xor edi, edi
+        0x48, 0x89, 0xe6, // mov rsi, rsp
+        0x48, 0x81, 0xee, 0, 1, 0, 0, // sub rsi, 256
+        0xba, 64, 0, 0, 0, // mov edx, 64
+        0x41, 0xba, // mov r10d, 50 ms
+    ];
+    c.extend_from_slice(&50_000_000u32.to_le_bytes());
+    c.extend_from_slice(&[0xb8, 24, 0, 0, 0, 0x0f, 0x05]); // recv_timeout
+    c.extend_from_slice(&[0x89, 0xc7, 0x31, 0xc0, 0x0f, 0x05, 0x0f, 0x0b]); // exit(eax)
+    c
+}
+
 /// Reads address 0x10 (unmapped): a page fault in ring 3.
 fn faulter() -> Vec<u8> {
     vec![0x48, 0x8b, 0x04, 0x25, 0x10, 0, 0, 0, 0x0f, 0x0b]
@@ -429,4 +461,59 @@ fn fs_map_maps_a_60_mb_file_without_copying_it() {
         "fs_map of 60 MiB: open+map+exit took {:.1} ms of kernel time ({p})",
         (3 * per) as f64 / khz as f64
     );
+}
+
+#[test]
+fn shards_that_can_never_wake_are_ended_not_left_idling() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = ramdisk(
+        dir.path(),
+        &[
+            ("/bin/recv", shard_elf(&receiver())),
+            ("/bin/hello", shard_elf(&hello("done\n", 0))),
+        ],
+        "[[channel]]\nname = \"c\"\ncapacity = 1\nmsg_max = 64\n\
+         [[shard]]\nname = \"r1\"\npath = \"/bin/recv\"\ncaps = [\"channel:c:recv\"]\n\
+         [[shard]]\nname = \"r2\"\npath = \"/bin/recv\"\ncaps = [\"channel:c:recv\"]\n\
+         [[shard]]\nname = \"hello\"\npath = \"/bin/hello\"\n",
+    );
+    let r = boot("k7", &image);
+    let console = r.console("k7");
+    assert_eq!(
+        r.status,
+        Some(i32::from(coconut_abi::exit::SHARD_FAILED)),
+        "{console:#?}"
+    );
+    // Both receivers block on an empty channel nobody can send to; once
+    // hello is gone the kernel ends them instead of idling forever.
+    for (id, name) in [(0, "r1"), (1, "r2")] {
+        let line = format!(
+            "shard {id} ({name}) killed: waits forever (every shard is blocked, nothing can wake them)"
+        );
+        assert!(console.contains(&line), "{console:#?}");
+        assert!(profile_line(&console, id).ends_with(" exit=killed:255"));
+    }
+    assert!(profile_line(&console, 2).ends_with(" exit=0"));
+}
+
+#[test]
+fn a_timed_wait_idles_the_cpu_and_ends_with_timed_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = ramdisk(
+        dir.path(),
+        &[("/bin/wait", shard_elf(&timed_receiver()))],
+        "[[channel]]\nname = \"c\"\ncapacity = 1\nmsg_max = 64\n\
+         [[shard]]\nname = \"w\"\npath = \"/bin/wait\"\ncaps = [\"channel:c:recv\"]\n",
+    );
+    let r = boot("k8", &image);
+    let console = r.console("k8");
+    // Nothing else runs: the kernel idles (sti; hlt) until the deadline,
+    // then the call returns TimedOut; exit keeps the low 32 bits of -10.
+    let code = coconut_abi::syscall::Error::TimedOut.to_raw() as u32;
+    assert!(
+        console.contains(&format!("shard 0 (w) exited: {code}")),
+        "{console:#?}"
+    );
+    let p = profile_line(&console, 0);
+    assert!(p.contains(" syscalls=2 "), "{p}");
 }

@@ -53,6 +53,11 @@ impl Irqs {
         }
     }
 
+    /// Whether any line is routed to a channel (an interrupt may wake a shard).
+    pub fn any_routed(&self) -> bool {
+        self.routes.iter().any(Option::is_some)
+    }
+
     fn write(&mut self, reg: u32, value: u32) {
         if self.ioapic == 0 {
             self.ioapic = paging::map_device_page(IOAPIC_SLOT, IOAPIC_BASE);

@@ -227,6 +227,10 @@ pub extern "C" fn trap(save: *mut SaveArea) -> *const SaveArea {
         v if (IRQ_VECTOR_BASE..IRQ_VECTOR_BASE + IRQ_LINES as u64).contains(&v) => {
             devices::interrupt(k, (v - IRQ_VECTOR_BASE) as usize);
         }
+        // An NMI is not the shard's doing: resume it.
+        2 => {}
+        // Machine check: the hardware is failing, not the shard.
+        18 => panic!("machine check while a shard ran"),
         v => {
             let cr2 = cpu::cr2();
             report_kill(k, cur, v as u8, cr2);
@@ -327,12 +331,43 @@ fn schedule(k: &mut Kernel, rotate: bool) -> *const SaveArea {
                 if !waiting {
                     shutdown(k);
                 }
+                if !anything_can_wake(k) {
+                    end_stuck_shards(k);
+                    continue;
+                }
                 cpu::idle_once();
                 continue;
             }
         };
         if let Some(save) = switch_to(k, next) {
             return save;
+        }
+    }
+}
+
+/// Whether an idle CPU could ever see a blocked shard wake: a wait with a
+/// deadline, or a device line routed to a channel.
+fn anything_can_wake(k: &Kernel) -> bool {
+    k.irqs.any_routed()
+        || k.shards
+            .iter()
+            .any(|s| matches!(s.state, State::Blocked { deadline, .. } if deadline != 0))
+}
+
+/// Every remaining shard waits forever and nothing can wake it (no timeout,
+/// no interrupt route): say so and end them, rather than idling until the
+/// VMM is killed. Not a kernel panic: the status says shards failed.
+fn end_stuck_shards(k: &mut Kernel) {
+    for id in 0..MAX_SHARDS {
+        if matches!(k.shards[id].state, State::Blocked { .. }) {
+            out()
+                .s("shard ")
+                .dec(id as u64)
+                .s(" (")
+                .text(k.shards[id].name())
+                .s(") killed: waits forever (every shard is blocked, nothing can wake them)")
+                .nl();
+            end_shard(k, id, Ending::Killed(KILLED_BY_REQUEST));
         }
     }
 }
