@@ -159,6 +159,33 @@ fn timed_receiver() -> Vec<u8> {
     c
 }
 
+/// Checks that XMM1 starts zero (a fresh shard gets a clean FPU image),
+/// puts `k` in XMM0 and XMM1, then yields 50 times checking XMM0 still
+/// holds `k` after each switch; exits 0, or 1 on a mismatch.
+fn sse_keeper(k: u32) -> Vec<u8> {
+    let k = k.to_le_bytes();
+    let mut c = vec![
+        0x66, 0x0f, 0x7e, 0xca, // 0: movd edx, xmm1
+        0x85, 0xd2, // 4: test edx, edx
+        0x75, 49, // 6: jnz fail (57)
+        0xb8, k[0], k[1], k[2], k[3], // 8: mov eax, k
+        0x66, 0x0f, 0x6e, 0xc0, // 13: movd xmm0, eax
+        0x66, 0x0f, 0x6e, 0xc8, // 17: movd xmm1, eax
+        0xbb, 50, 0, 0, 0, // 21: mov ebx, 50
+        0xb8, 62, 0, 0, 0, // 26: mov eax, YIELD
+        0x0f, 0x05, // 31: syscall
+        0x66, 0x0f, 0x7e, 0xc1, // 33: movd ecx, xmm0
+        0x81, 0xf9, k[0], k[1], k[2], k[3], // 37: cmp ecx, k
+        0x75, 12, // 43: jnz fail (57)
+        0xff, 0xcb, // 45: dec ebx
+        0x75, 0xe9, // 47: jnz 26
+        0x31, 0xff, 0x31, 0xc0, 0x0f, 0x05, // 49: exit(0)
+        0x0f, 0x0b, // 55
+    ];
+    c.extend_from_slice(&[0xbf, 1, 0, 0, 0, 0x31, 0xc0, 0x0f, 0x05, 0x0f, 0x0b]); // 57: exit(1)
+    c
+}
+
 /// Reads address 0x10 (unmapped): a page fault in ring 3.
 fn faulter() -> Vec<u8> {
     vec![0x48, 0x8b, 0x04, 0x25, 0x10, 0, 0, 0, 0x0f, 0x0b]
@@ -516,4 +543,32 @@ fn a_timed_wait_idles_the_cpu_and_ends_with_timed_out() {
     );
     let p = profile_line(&console, 0);
     assert!(p.contains(" syscalls=2 "), "{p}");
+}
+
+#[test]
+fn each_shard_keeps_its_own_sse_registers_and_starts_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = ramdisk(
+        dir.path(),
+        &[
+            ("/bin/a", shard_elf(&sse_keeper(0x1111_1111))),
+            ("/bin/b", shard_elf(&sse_keeper(0x2222_2222))),
+        ],
+        "[[shard]]\nname = \"a\"\npath = \"/bin/a\"\n\
+         [[shard]]\nname = \"b\"\npath = \"/bin/b\"\n",
+    );
+    let r = boot("k9", &image);
+    let console = r.console("k9");
+    assert_eq!(r.status, Some(0), "{console:#?}");
+    for id in [0, 1] {
+        let p = profile_line(&console, id);
+        assert!(p.ends_with(" exit=0"), "{p}");
+        // They alternated: each was switched to after most of its yields.
+        let switches: u64 = p
+            .split(' ')
+            .find_map(|w| w.strip_prefix("switches="))
+            .and_then(|v| v.parse().ok())
+            .unwrap();
+        assert!(switches > 10, "{p}");
+    }
 }
