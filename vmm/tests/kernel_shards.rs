@@ -572,3 +572,60 @@ fn each_shard_keeps_its_own_sse_registers_and_starts_clean() {
         assert!(switches > 10, "{p}");
     }
 }
+
+/// The `syscall` gate on this machine: QEMU's TCG (no KVM) executes
+/// `syscall` like hardware, so the same image boots with `qemu -kernel`
+/// (PVH) and its shards enter through LSTAR in ring 0. The nested tier
+/// checks the same gate on real kvm_amd.
+#[test]
+fn under_qemu_tcg_the_default_shards_use_the_syscall_gate() {
+    let out = std::process::Command::new("qemu-system-x86_64")
+        .args([
+            "-machine",
+            "q35",
+            "-accel",
+            "tcg",
+            "-m",
+            "256",
+            "-nographic",
+        ])
+        .args([
+            "-no-reboot",
+            "-nodefaults",
+            "-serial",
+            "stdio",
+            "-display",
+            "none",
+        ])
+        .args(["-device", "isa-debug-exit,iobase=0x501,iosize=1"])
+        .args(["-kernel", coco_images::GUEST_KERNEL_PATH])
+        .args(["-initrd", coco_images::RAMDISK_PATH])
+        .args(["-append", "coco.gate=syscall coco.tsc_khz=1000000"])
+        .output()
+        .expect("qemu-system-x86_64 (installed by the README's setup) must run");
+    let console = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = console.lines().map(|l| l.trim_end_matches('\r')).collect();
+    // isa-debug-exit: QEMU exits with (status << 1) | 1; the kernel wrote 0.
+    assert_eq!(out.status.code(), Some(1), "{console}");
+    assert!(lines.contains(&"syscall gate: syscall"), "{console}");
+    let gate = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("gate: syscall, syscall entries "))
+        .unwrap_or_else(|| panic!("no gate line in {console}"));
+    let (entries, traps) = gate.split_once(", trap entries ").unwrap();
+    assert!(entries.parse::<u64>().unwrap() > 0, "{console}");
+    assert_eq!(traps, "0", "{console}");
+    assert!(lines.iter().any(|l| l.starts_with("profile: shards=")));
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("profile: id="))
+            .all(|l| l.ends_with(" exit=0")),
+        "{console}"
+    );
+    assert_eq!(
+        lines.last(),
+        Some(&"all shards ended: status 0"),
+        "{console}"
+    );
+}

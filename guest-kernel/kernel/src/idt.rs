@@ -339,6 +339,11 @@ pub fn init() {
         spurious_entry as *const () as u64,
         0,
     );
+    // The masked legacy PICs' vectors (spurious IRQ7/IRQ15 only).
+    let pic = usize::from(crate::timer::PIC_VECTOR_BASE);
+    for vector in pic..pic + 16 {
+        set_gate(idt, vector, spurious_entry as *const () as u64, 0);
+    }
     let pointer = DescriptorPointer {
         limit: (size_of::<Idt>() - 1) as u16,
         base: idt as u64,

@@ -17,6 +17,7 @@ const MSR_TSC_DEADLINE: u32 = 0x6e0;
 const APIC_EOI: u64 = 0xb0;
 const APIC_SVR: u64 = 0xf0;
 const APIC_LVT_TIMER: u64 = 0x320;
+const APIC_LVT_LINT0: u64 = 0x350;
 const APIC_TIMER_INIT: u64 = 0x380;
 const APIC_TIMER_CURRENT: u64 = 0x390;
 const APIC_TIMER_DIVIDE: u64 = 0x3e0;
@@ -82,7 +83,13 @@ impl Timer {
 
     /// Maps and enables the local APIC and starts the tick. Returns the
     /// mode's name for the boot report.
+    ///
+    /// The legacy 8259 PICs are remapped away from the exception vectors
+    /// and masked first: firmware (SeaBIOS under `qemu -kernel`) leaves them
+    /// delivering the PIT on vector 8, which would look like a double fault
+    /// the first time a shard runs with interrupts on.
     pub fn start(&mut self, tsc_khz: u64) -> &'static str {
+        disable_pic();
         self.tsc_khz = tsc_khz.max(1);
         self.tsc0 = cpu::rdtsc();
         self.period_tsc = self.tsc_khz * 1000 / HZ;
@@ -90,6 +97,9 @@ impl Timer {
         let base = unsafe { cpu::rdmsr(MSR_APIC_BASE) } & paging::ADDR_MASK;
         self.apic = paging::map_device_page(0, base);
         self.write(APIC_SVR, 0x100 | SPURIOUS_VECTOR as u32);
+        // No legacy (ExtINT) interrupts through LINT0: the PICs are masked
+        // and device lines come through the IOAPIC.
+        self.write(APIC_LVT_LINT0, LVT_MASKED);
         let (_, _, ecx, _) = cpu::cpuid(1, 0);
         self.deadline_mode = ecx & (1 << 24) != 0;
         if self.deadline_mode {
@@ -153,3 +163,23 @@ impl Timer {
         self.write(APIC_LVT_TIMER, LVT_MASKED | TIMER_VECTOR as u32);
     }
 }
+
+/// Remaps both 8259 PICs to vectors [`PIC_VECTOR_BASE`].. (whose gates only
+/// return) and masks every line.
+fn disable_pic() {
+    const PIC1: u16 = 0x20;
+    const PIC2: u16 = 0xa0;
+    // ICW1 (init, ICW4 follows), ICW2 (vector base), ICW3 (cascade on
+    // IRQ2), ICW4 (8086 mode), then mask everything.
+    for (cmd, base, cascade) in [(PIC1, PIC_VECTOR_BASE, 4u8), (PIC2, PIC_VECTOR_BASE + 8, 2)] {
+        cpu::outb(cmd, 0x11);
+        cpu::outb(cmd + 1, base);
+        cpu::outb(cmd + 1, cascade);
+        cpu::outb(cmd + 1, 0x01);
+        cpu::outb(cmd + 1, 0xff);
+    }
+}
+
+/// Where the (masked) legacy PICs' vectors are: only their spurious
+/// interrupts can arrive, and those gates just return.
+pub const PIC_VECTOR_BASE: u8 = 0xe0;
