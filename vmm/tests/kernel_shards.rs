@@ -186,6 +186,45 @@ fn sse_keeper(k: u32) -> Vec<u8> {
     c
 }
 
+/// Binds IRQ capability 0 to channel capability 1, then twice: waits up to
+/// 2 s for a notification, checks it is one byte naming `line`, acks.
+/// Exits 0, or 1 at the first failure.
+fn irq_waiter(line: u8) -> Vec<u8> {
+    let mut c: Vec<u8> = Vec::new();
+    let mut to_fail: Vec<usize> = Vec::new(); // rel8 slots that jump to fail
+    let jne_fail = |c: &mut Vec<u8>, to_fail: &mut Vec<usize>| {
+        c.extend_from_slice(&[0x75, 0]);
+        to_fail.push(c.len() - 1);
+    };
+    c.extend_from_slice(&[0x31, 0xff, 0xbe, 1, 0, 0, 0]); // edi = 0, esi = 1
+    c.extend_from_slice(&[0xb8, 46, 0, 0, 0, 0x0f, 0x05]); // irq_bind
+    c.extend_from_slice(&[0x48, 0x85, 0xc0]); // test rax, rax
+    jne_fail(&mut c, &mut to_fail);
+    c.extend_from_slice(&[0xbb, 2, 0, 0, 0]); // mov ebx, 2
+    let top = c.len();
+    c.extend_from_slice(&[0xbf, 1, 0, 0, 0]); // mov edi, 1
+    c.extend_from_slice(&[0x48, 0x89, 0xe6, 0x48, 0x81, 0xee, 0, 1, 0, 0]); // rsi = rsp - 256
+    c.extend_from_slice(&[0xba, 64, 0, 0, 0]); // mov edx, 64
+    c.extend_from_slice(&[0x41, 0xba]); // mov r10d, 2 s
+    c.extend_from_slice(&2_000_000_000u32.to_le_bytes());
+    c.extend_from_slice(&[0xb8, 24, 0, 0, 0, 0x0f, 0x05]); // channel_recv_timeout
+    c.extend_from_slice(&[0x48, 0x83, 0xf8, 0x01]); // cmp rax, 1
+    jne_fail(&mut c, &mut to_fail);
+    c.extend_from_slice(&[0x0f, 0xb6, 0x8c, 0x24, 0x00, 0xff, 0xff, 0xff]); // movzx ecx, byte [rsp-256]
+    c.extend_from_slice(&[0x83, 0xf9, line]); // cmp ecx, line
+    jne_fail(&mut c, &mut to_fail);
+    c.extend_from_slice(&[0x31, 0xff, 0xb8, 47, 0, 0, 0, 0x0f, 0x05]); // irq_ack(0)
+    c.extend_from_slice(&[0xff, 0xcb, 0x75]); // dec ebx; jnz top
+    c.push((top as i64 - (c.len() as i64 + 1)) as i8 as u8);
+    c.extend_from_slice(&[0x31, 0xff, 0x31, 0xc0, 0x0f, 0x05, 0x0f, 0x0b]); // exit(0)
+    let fail = c.len();
+    c.extend_from_slice(&[0xbf, 1, 0, 0, 0, 0x31, 0xc0, 0x0f, 0x05, 0x0f, 0x0b]); // exit(1)
+    for at in to_fail {
+        c[at] = (fail - (at + 1)) as u8;
+    }
+    c
+}
+
 /// Reads address 0x10 (unmapped): a page fault in ring 3.
 fn faulter() -> Vec<u8> {
     vec![0x48, 0x8b, 0x04, 0x25, 0x10, 0, 0, 0, 0x0f, 0x0b]
@@ -628,4 +667,47 @@ fn under_qemu_tcg_the_default_shards_use_the_syscall_gate() {
         Some(&"all shards ended: status 0"),
         "{console}"
     );
+}
+
+/// An interrupt reaches a ring-3 driver as a channel notification: under
+/// QEMU (TCG) the firmware leaves the PIT ticking, and on q35 it arrives on
+/// IOAPIC line 2; a shard holding `irq:2` binds it to a channel and receives
+/// two notifications, acknowledging each.
+#[test]
+fn an_interrupt_line_is_delivered_to_a_shard_as_channel_notifications() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = ramdisk(
+        dir.path(),
+        &[("/bin/irq", shard_elf(&irq_waiter(2)))],
+        "[[channel]]\nname = \"n\"\ncapacity = 4\nmsg_max = 8\n\
+         [[shard]]\nname = \"drv\"\npath = \"/bin/irq\"\n\
+         caps = [\"irq:2:receive\", \"channel:n:send+recv\"]\n",
+    );
+    let out = std::process::Command::new("qemu-system-x86_64")
+        .args([
+            "-machine",
+            "q35",
+            "-accel",
+            "tcg",
+            "-m",
+            "128",
+            "-nographic",
+        ])
+        .args([
+            "-no-reboot",
+            "-nodefaults",
+            "-serial",
+            "stdio",
+            "-display",
+            "none",
+        ])
+        .args(["-device", "isa-debug-exit,iobase=0x501,iosize=1"])
+        .args(["-kernel", coco_images::GUEST_KERNEL_PATH])
+        .args(["-initrd", image.to_str().unwrap()])
+        .args(["-append", "coco.gate=syscall coco.manifest=/boot/test.toml"])
+        .output()
+        .expect("qemu-system-x86_64 (installed by the README's setup) must run");
+    let console = String::from_utf8_lossy(&out.stdout);
+    assert!(console.contains("shard 0 (drv) exited: 0"), "{console}");
+    assert_eq!(out.status.code(), Some(1), "{console}");
 }
