@@ -194,6 +194,10 @@ pub fn init_cpu(gate: SyscallGate) {
         let amd = max_ext >= 0x8000_0008 && cpu::cpuid(0x8000_0008, 0).1 & (1 << 12) != 0;
         k.ibpb = intel || amd;
     }
+    out()
+        .s("cpu: sse for shards, cr4.tsd, debug registers cleared, ibpb on switch: ")
+        .s(if k.ibpb { "yes" } else { "no" })
+        .nl();
 }
 
 /// The entry from ring 3 (called by the stubs in idt.rs with the running
@@ -241,7 +245,7 @@ pub extern "C" fn trap(save: *mut SaveArea) -> *const SaveArea {
         expire_timeouts(k);
         rotate = true;
     }
-    schedule(k, rotate)
+    schedule(rotate)
 }
 
 /// An interrupt while the CPU idles in ring 0: the tick or a device line.
@@ -319,8 +323,11 @@ pub fn end_shard(k: &mut Kernel, id: ShardId, ending: Ending) {
 
 /// Picks the next shard and prepares the CPU for it (or idles, or shuts
 /// down); returns its save area.
-fn schedule(k: &mut Kernel, rotate: bool) -> *const SaveArea {
+fn schedule(rotate: bool) -> *const SaveArea {
     loop {
+        // A fresh reference each round: none may be live across the idle
+        // step, whose interrupt handler changes the state through its own.
+        let k = kernel();
         let next = match pick(k, rotate) {
             Some(next) => next,
             None => {
@@ -455,7 +462,7 @@ pub fn run() -> ! {
     let k = kernel();
     // Start the search at the last slot so slot 0 runs first.
     k.current = MAX_SHARDS - 1;
-    let save = schedule(k, true);
+    let save = schedule(true);
     idt::enter_user(save)
 }
 
