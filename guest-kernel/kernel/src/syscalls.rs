@@ -329,6 +329,9 @@ fn sys_fs_map(k: &mut Kernel, id: ShardId, a: &Args) -> Result<Ret, Error> {
     if end > config::DEVICE_MAP_BASE {
         return Err(Error::NoMemory);
     }
+    // The window is used even if mapping fails part-way (pages already
+    // mapped stay until the shard ends), so the next fs_map never overlaps.
+    k.shards[id].file_map_next = end;
     if let Some(b) = run {
         let pa0 = ramdisk + u64::from(b) * PAGE_SIZE;
         let mut i = 0;
@@ -364,6 +367,5 @@ fn sys_fs_map(k: &mut Kernel, id: ShardId, a: &Args) -> Result<Ret, Error> {
             },
         )?;
     }
-    k.shards[id].file_map_next = end;
     Ok(Ret::Value(va))
 }

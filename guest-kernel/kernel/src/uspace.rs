@@ -24,9 +24,9 @@ pub const OWNED: u64 = 1 << 9;
 /// Software bit: device memory (MMIO). The kernel never reads or writes it
 /// on a shard's behalf: user pointers into it are refused.
 pub const DEVICE: u64 = 1 << 10;
-/// Most lower-half page-table frames one space may have (a 60 MB file
-/// mapping needs ~31).
-const MAX_TABLES: usize = 64;
+/// Most lower-half page-table frames one space may have (one per 2 MiB of
+/// 4 KiB-mapped memory, plus directories).
+const MAX_TABLES: usize = 128;
 /// Most separate runs of owned pages one space may have.
 const MAX_OWNED_RUNS: usize = 32;
 
