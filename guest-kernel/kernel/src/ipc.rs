@@ -162,7 +162,7 @@ pub fn pump(k: &mut Kernel, chan: u32) {
 fn wake(k: &mut Kernel, w: ShardId, rax: u64) {
     let s = &mut k.shards[w];
     s.save.rax = rax;
-    s.state = State::Runnable;
+    kernel::make_runnable(k, w);
 }
 
 pub fn sys_channel_send(k: &mut Kernel, id: ShardId, a: &Args) -> Result<Ret, Error> {
@@ -297,7 +297,7 @@ pub fn sys_shard_start(k: &mut Kernel, id: ShardId, a: &Args) -> Result<Ret, Err
     if k.shards[t].state != State::Created {
         return Err(Error::Already);
     }
-    k.shards[t].state = State::Runnable;
+    kernel::make_runnable(k, t);
     k.shards[t].stats.start_tsc = cpu::rdtsc();
     Ok(Ret::Value(0))
 }

@@ -9,6 +9,7 @@ use coconut_abi::syscall::{Error, config, fault_name};
 use coconut_abi::{After, SyscallGate, exit, milestone};
 use coconut_core::captable::CapTable;
 use coconut_core::channel::ChannelPool;
+use coconut_core::sched::Sched;
 
 use crate::cpu;
 use crate::devices::{self, IRQ_LINES, IRQ_VECTOR_BASE, Irqs};
@@ -89,6 +90,8 @@ pub struct Kernel {
     pub memory: [MemObj; MEMORY_OBJECTS],
     /// Interrupt routes.
     pub irqs: Irqs,
+    /// Run queues (coconut-core): every runnable shard except the running one.
+    sched: Sched<MAX_SHARDS>,
     /// System calls that arrived through the `syscall` stub (LSTAR in ring 0).
     syscall_entries: u64,
     /// System calls that arrived as a ring-3 #PF at LSTAR (the trap gate).
@@ -120,6 +123,7 @@ static mut KERNEL: Kernel = Kernel {
     chans: ChannelPool::new(),
     memory: [MemObj::None; MEMORY_OBJECTS],
     irqs: Irqs::new(),
+    sched: Sched::new(),
     syscall_entries: 0,
     trap_entries: 0,
 };
@@ -259,16 +263,25 @@ pub fn interrupt_in_idle(vector: u64) {
     }
 }
 
+/// Makes shard `id` runnable (state and run queue). Every transition to
+/// Runnable goes through here, except the running shard's own.
+pub fn make_runnable(k: &mut Kernel, id: ShardId) {
+    k.shards[id].state = State::Runnable;
+    let prio = k.shards[id].priority;
+    // id < MAX_SHARDS and prio <= 3 (the loader clamps it): cannot fail.
+    let _ = k.sched.make_runnable(id, prio);
+}
+
 /// Ends blocked waits whose deadline passed (RAX = TimedOut).
 fn expire_timeouts(k: &mut Kernel) {
     let now = cpu::rdtsc();
-    for s in k.shards.iter_mut() {
-        if let State::Blocked { deadline, .. } = s.state
+    for id in 0..MAX_SHARDS {
+        if let State::Blocked { deadline, .. } = k.shards[id].state
             && deadline != 0
             && now >= deadline
         {
-            s.save.rax = Error::TimedOut.to_raw();
-            s.state = State::Runnable;
+            k.shards[id].save.rax = Error::TimedOut.to_raw();
+            make_runnable(k, id);
         }
     }
 }
@@ -308,6 +321,8 @@ pub fn end_shard(k: &mut Kernel, id: ShardId, ending: Ending) {
     }
     shard.state = State::Dead(ending);
     shard.stats.end_tsc = cpu::rdtsc();
+    k.sched.remove(id);
+    let shard = &mut k.shards[id];
     shard.fds = [None; coconut_abi::syscall::FD_SLOTS];
     if let Some(space) = shard.space.take() {
         // SAFETY: the kernel's PML4 maps the kernel half, which is all the
@@ -379,27 +394,22 @@ fn end_stuck_shards(k: &mut Kernel) {
     }
 }
 
-/// The highest-priority runnable shard; round robin among equals starting
-/// after the current one. Without `rotate`, the current shard keeps the CPU
-/// unless a strictly higher priority one is runnable.
-fn pick(k: &Kernel, rotate: bool) -> Option<ShardId> {
+/// The next shard to run, from coconut-core's run queues (strict priority,
+/// FIFO round robin within one). The running shard is in no queue: with
+/// `rotate` (tick, yield) it goes to the back of its queue first; without,
+/// it keeps the CPU unless a strictly higher priority shard is runnable.
+fn pick(k: &mut Kernel, rotate: bool) -> Option<ShardId> {
     let cur = k.current;
-    let mut best: Option<ShardId> = None;
-    for off in 1..=MAX_SHARDS {
-        let i = (cur + off) % MAX_SHARDS;
-        if k.shards[i].state == State::Runnable
-            && best.is_none_or(|b| k.shards[i].priority < k.shards[b].priority)
-        {
-            best = Some(i);
+    let running = k.shards[cur].state == State::Runnable && !k.sched.is_queued(cur);
+    if running {
+        let prio = k.shards[cur].priority;
+        let preempted = k.sched.highest_ready().is_some_and(|p| p < prio);
+        if !rotate && !preempted {
+            return Some(cur);
         }
+        let _ = k.sched.make_runnable(cur, prio);
     }
-    if !rotate
-        && k.shards[cur].state == State::Runnable
-        && best.is_none_or(|b| k.shards[cur].priority <= k.shards[b].priority)
-    {
-        return Some(cur);
-    }
-    best
+    k.sched.pick_next()
 }
 
 /// Makes `next` the running shard: FPU state, address space, RSP0, and the

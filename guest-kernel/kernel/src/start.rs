@@ -21,7 +21,7 @@ use crate::loader::{self, Spec};
 use crate::physmem::read_boot_info;
 use crate::report::BootOptions;
 use crate::serial::{Serial, out};
-use crate::shard::{ShardId, State};
+use crate::shard::ShardId;
 use crate::timer::DEFAULT_TSC_KHZ;
 
 /// Where the manifest is unless the command line says otherwise.
@@ -146,7 +146,7 @@ pub fn shards(options: &BootOptions) {
             }
         }
         if spec.start {
-            k.shards[id].state = State::Runnable;
+            kernel::make_runnable(k, id);
             k.shards[id].stats.start_tsc = cpu::rdtsc();
         }
     }
