@@ -248,6 +248,22 @@ fn dma_user() -> Vec<u8> {
     c
 }
 
+/// Sets DF, counts down from 2^30 (timer ticks interrupt it), then exits
+/// 0 if DF is still set, 1 if an interrupt return cleared it.
+fn direction_keeper() -> Vec<u8> {
+    vec![
+        0xfd, // std
+        0xb9, 0, 0, 0, 0x40, // mov ecx, 0x40000000
+        0x48, 0xff, 0xc9, 0x75, 0xfb, // dec rcx; jnz
+        0x9c, 0x5f, // pushfq; pop rdi
+        0xc1, 0xef, 0x0a, // shr edi, 10
+        0x83, 0xe7, 0x01, // and edi, 1
+        0x83, 0xf7, 0x01, // xor edi, 1
+        0xfc, // cld
+        0x31, 0xc0, 0x0f, 0x05, 0x0f, 0x0b, // exit(edi)
+    ]
+}
+
 /// Reads address 0x10 (unmapped): a page fault in ring 3.
 fn faulter() -> Vec<u8> {
     vec![0x48, 0x8b, 0x04, 0x25, 0x10, 0, 0, 0, 0x0f, 0x0b]
@@ -289,6 +305,10 @@ fn boot(name: &str, image: &Path) -> common::Run {
         "json",
     ]);
     r.assert_no_panic();
+    // COCO_SHOW_CONSOLE=1 prints the guest's console (for measuring by hand).
+    if std::env::var_os("COCO_SHOW_CONSOLE").is_some() {
+        eprintln!("{}", r.console(name).join("\n"));
+    }
     r
 }
 
@@ -333,9 +353,6 @@ fn a_shard_runs_in_ring_3_and_exits_zero() {
             .any(|l| l.starts_with("timer: lapic ") && l.ends_with(" kHz")),
         "{console:#?}"
     );
-    if std::env::var_os("COCO_SHOW_CONSOLE").is_some() {
-        eprintln!("{}", console.join("\n"));
-    }
     let loaded = at("shard 0 (hello) loaded from /bin/hello");
     let said = at("hello from ring 3");
     let exited = at("shard 0 (hello) exited: 0");
@@ -754,4 +771,21 @@ fn dma_alloc_gives_a_driver_writable_pages_and_their_physical_address() {
     // above the kernel's 2 MiB floor: the shard wrote both pages without a fault.
     assert_eq!(code % 4096, 0, "{console:#?}");
     assert!((2 << 20..64 << 20).contains(&code), "{console:#?}");
+}
+
+#[test]
+fn an_interrupt_return_keeps_the_shards_direction_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = ramdisk(
+        dir.path(),
+        &[("/bin/df", shard_elf(&direction_keeper()))],
+        "[[shard]]\nname = \"df\"\npath = \"/bin/df\"\n",
+    );
+    let r = boot("k11", &image);
+    let console = r.console("k11");
+    assert!(
+        console.contains(&"shard 0 (df) exited: 0".to_string()),
+        "{console:#?}"
+    );
+    assert_eq!(r.status, Some(0), "{console:#?}");
 }

@@ -23,8 +23,13 @@ use crate::shard::{Ending, MAX_SHARDS, Shard, ShardId, State};
 use crate::syscalls;
 use crate::timer::Timer;
 
-/// RFLAGS bits a shard may set: CF, PF, AF, ZF, SF, OF.
+/// RFLAGS bits a system call returns as the shard left them (in R11):
+/// CF, PF, AF, ZF, SF, OF. DF and AC are cleared (the ABI has DF clear at
+/// calls), as are TF, NT, IOPL, RF and VM.
 const RFLAGS_USER: u64 = 0x8d5;
+/// After an interrupt or exception the shard's own DF and AC survive too
+/// (a tick inside a `std … cld` sequence must not flip a copy's direction).
+const RFLAGS_INTERRUPTED: u64 = RFLAGS_USER | 0x400 | 0x4_0000;
 /// RFLAGS forced on: IF and the reserved bit 1.
 const RFLAGS_FORCED: u64 = 0x202;
 /// Highest user RIP the kernel resumes (below the canonical hole).
@@ -218,12 +223,14 @@ pub extern "C" fn trap(save: *mut SaveArea) -> *const SaveArea {
     match vector {
         SYSCALL_VECTOR => {
             k.syscall_entries += 1;
+            let s = &mut k.shards[cur].save;
+            s.rflags = (s.rflags & RFLAGS_USER) | RFLAGS_FORCED;
             syscalls::dispatch(k, cur, t0, &mut rotate);
         }
         14 if k.gate == SyscallGate::Trap && k.shards[cur].save.rip == lstar => {
             let s = &mut k.shards[cur].save;
             s.rip = s.rcx;
-            s.rflags = s.r11;
+            s.rflags = (s.r11 & RFLAGS_USER) | RFLAGS_FORCED;
             k.trap_entries += 1;
             syscalls::dispatch(k, cur, t0, &mut rotate);
         }
@@ -452,7 +459,7 @@ fn switch_to(k: &mut Kernel, next: ShardId) -> Option<*const SaveArea> {
     let save = &mut s.save;
     save.cs = u64::from(gdt::USER_CS);
     save.ss = u64::from(gdt::USER_DS);
-    save.rflags = (save.rflags & RFLAGS_USER) | RFLAGS_FORCED;
+    save.rflags = (save.rflags & RFLAGS_INTERRUPTED) | RFLAGS_FORCED;
     k.current = next;
     if save.rip >= USER_RIP_END || save.rsp >= config::USER_END {
         report_kill(k, next, 13, 0);
