@@ -142,6 +142,11 @@ impl Virtio9p {
         self.pending.len()
     }
 
+    /// Tags of the requests forwarded and not yet answered.
+    pub fn pending_tags(&self) -> Vec<u16> {
+        self.pending.keys().copied().collect()
+    }
+
     /// Takes every available request out of the queue; `forward` receives
     /// each well-formed frame. Returns how many frames were forwarded.
     pub fn process<M: GuestMemory>(

@@ -12,3 +12,4 @@ pub mod debug_exit;
 pub mod i8042;
 pub mod ignored;
 pub mod serial;
+pub mod virtio9p;

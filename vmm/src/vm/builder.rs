@@ -12,15 +12,16 @@ use kvm_bindings::{
     CpuId, KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY, Msrs, kvm_msr_entry, kvm_pit_config,
     kvm_userspace_memory_region,
 };
-use kvm_ioctls::{Cap, Kvm, VcpuFd, VmFd};
+use kvm_ioctls::{Cap, IoEventAddress, Kvm, NoDatamatch, VcpuFd, VmFd};
 use tracing::{debug, info};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 use vmm_sys_util::eventfd::EventFd;
 
-use crate::arch::acpi::{self, AcpiError, AcpiTables};
+use crate::arch::acpi::{self, AcpiError, AcpiTables, VirtioWindow};
 use crate::arch::cpuid::{self, CpuidPolicy};
 use crate::arch::layout::{
     BOOT_GDT, BOOT_PML4, KVM_IDENTITY_MAP, KVM_TSS, LayoutError, MIB, MemoryLayout,
+    VIRTIO_MMIO_BASE, VIRTIO_MMIO_GSI_BASE, VIRTIO_MMIO_SIZE,
 };
 use crate::arch::{msr, regs};
 use crate::boot::image::{self, ImageError};
@@ -32,9 +33,11 @@ use crate::devices::debug_exit::DebugExit;
 use crate::devices::i8042::I8042;
 use crate::devices::ignored::Ignored;
 use crate::devices::serial::{Console, IrqTrigger, SerialDevice};
+use crate::devices::virtio9p::{self, NinePDevice, NinePEvents};
 use crate::kvm_flavour::KvmFlavour;
 use crate::vm::control::VmControl;
-use crate::vm::spec::{GuestKind, VmSpec};
+use crate::vm::spec::{GuestKind, NinePSpec, VmSpec};
+use coco_virtio9p::Interrupt;
 
 /// GSI of COM1.
 pub const COM1_GSI: u32 = 4;
@@ -138,6 +141,20 @@ pub struct Vm {
     pub(crate) serial: Arc<Mutex<SerialDevice>>,
     pub(crate) milestones: Arc<Mutex<Vec<Milestone>>>,
     pub(crate) origin: Instant,
+    /// Device event sources the VM's event loop must watch.
+    pub(crate) subscribers: Vec<Arc<Mutex<NinePEvents>>>,
+}
+
+/// The virtio-mmio windows a spec gets, in order (today: the 9P device only).
+pub fn virtio_windows(spec: &VmSpec) -> Vec<VirtioWindow> {
+    spec.ninep
+        .iter()
+        .enumerate()
+        .map(|(i, _)| VirtioWindow {
+            base: (VIRTIO_MMIO_BASE + i as u64 * VIRTIO_MMIO_SIZE) as u32,
+            gsi: VIRTIO_MMIO_GSI_BASE + i as u32,
+        })
+        .collect()
 }
 
 /// The command line the guest kernel gets. Coconut: the VMM's options
@@ -161,6 +178,11 @@ pub fn guest_cmdline(spec: &VmSpec, flavour: KvmFlavour) -> String {
         abi_cmdline::GUEST_NAME,
         spec.name
     );
+    // guest-kernel reads its virtio-mmio windows from the command line
+    // (Linux finds them in the DSDT instead).
+    for w in virtio_windows(spec) {
+        line.push_str(&format!(" virtio_mmio.device=4K@{:#x}:{}", w.base, w.gsi));
+    }
     if !spec.cmdline.trim().is_empty() {
         line.push(' ');
         line.push_str(spec.cmdline.trim());
@@ -195,8 +217,12 @@ fn register_memory(vm_fd: &VmFd, memory: &GuestMemoryMmap) -> Result<(), BuildEr
     Ok(())
 }
 
-fn write_platform_tables(memory: &GuestMemoryMmap, vcpus: u8) -> Result<AcpiTables, BuildError> {
-    let tables = acpi::build(vcpus)?;
+fn write_platform_tables(
+    memory: &GuestMemoryMmap,
+    vcpus: u8,
+    virtio: &[VirtioWindow],
+) -> Result<AcpiTables, BuildError> {
+    let tables = acpi::build_with(vcpus, virtio)?;
     memory
         .write_slice(&tables.bytes, GuestAddress(AcpiTables::base()))
         .map_err(|e| BuildError::Memory(format!("writing ACPI tables: {e}")))?;
@@ -427,7 +453,7 @@ fn load_linux(
         )?),
         None => None,
     };
-    write_platform_tables(memory, spec.vcpus)?;
+    write_platform_tables(memory, spec.vcpus, &virtio_windows(spec))?;
     let zero_page = linux::write_boot_info(
         memory,
         &loaded.header,
@@ -505,7 +531,7 @@ pub fn build_vm(spec: &VmSpec, origin: Instant) -> Result<Vm, BuildError> {
     } else {
         let kernel_info = pvh::load_kernel(&memory, &layout, &mut kernel)?;
         let placed = pvh::place_modules(&memory, &layout, kernel_info.end, &mut modules)?;
-        write_platform_tables(&memory, spec.vcpus)?;
+        write_platform_tables(&memory, spec.vcpus, &virtio_windows(spec))?;
         let start_info = pvh::write_boot_info(
             &memory,
             &cmdline,
@@ -529,7 +555,18 @@ pub fn build_vm(spec: &VmSpec, origin: Instant) -> Result<Vm, BuildError> {
         what: "creating the stop event".into(),
         source,
     })?);
-    let devices = create_devices(spec, &vm_fd, &control, origin)?;
+    let mut devices = create_devices(spec, &vm_fd, &control, origin)?;
+    let mut subscribers = Vec::new();
+    if let (Some(ninep), Some(window)) = (&spec.ninep, virtio_windows(spec).first()) {
+        subscribers.push(attach_virtio9p(
+            spec,
+            ninep,
+            window,
+            &vm_fd,
+            &memory,
+            &mut devices.mmio,
+        )?);
+    }
     let vcpus = create_vcpus(&kvm, &vm_fd, spec.vcpus, boot)?;
 
     Ok(Vm {
@@ -546,7 +583,67 @@ pub fn build_vm(spec: &VmSpec, origin: Instant) -> Result<Vm, BuildError> {
         serial: devices.serial,
         milestones: devices.milestones,
         origin,
+        subscribers,
     })
+}
+
+/// The virtio-9p step: the device in its window, its interrupt as an irqfd
+/// on the window's GSI, `QueueNotify` as an ioeventfd, and the event source
+/// that carries frames to and from the supervisor.
+fn attach_virtio9p(
+    spec: &VmSpec,
+    ninep: &NinePSpec,
+    window: &VirtioWindow,
+    vm_fd: &VmFd,
+    memory: &GuestMemoryMmap,
+    mmio: &mut Bus,
+) -> Result<Arc<Mutex<NinePEvents>>, BuildError> {
+    let io = |what: &str| {
+        let what = format!("virtio-9p: {what}");
+        move |source| BuildError::Io { what, source }
+    };
+    let bridge = ninep
+        .bridge
+        .try_clone()
+        .and_then(virtio9p::bridge_from_fd)
+        .map_err(io("the bridge descriptor"))?;
+    let reader = bridge
+        .try_clone()
+        .map_err(io("cloning the bridge socket"))?;
+    let irqfd = EventFd::new(libc::EFD_NONBLOCK).map_err(io("creating the irqfd"))?;
+    vm_fd
+        .register_irqfd(&irqfd, window.gsi)
+        .map_err(kvm_step("registering the virtio-9p irqfd"))?;
+    let notify = EventFd::new(libc::EFD_NONBLOCK).map_err(io("creating the ioeventfd"))?;
+    let base = u64::from(window.base);
+    vm_fd
+        .register_ioevent(
+            &notify,
+            &IoEventAddress::Mmio(base + virtio9p::NOTIFY_OFFSET),
+            NoDatamatch,
+        )
+        .map_err(kvm_step("registering the virtio-9p ioeventfd"))?;
+    let irq = Arc::new(Interrupt::new(Box::new(move || {
+        // A full eventfd counter still means "interrupt pending".
+        let _ = irqfd.write(1);
+    })));
+    let device = Arc::new(Mutex::new(NinePDevice::new(
+        &spec.name,
+        &ninep.mount_tag,
+        memory.clone(),
+        irq,
+        bridge,
+    )));
+    mmio.insert(base, VIRTIO_MMIO_SIZE, "virtio-9p", device.clone())?;
+    info!(
+        guest = %spec.name,
+        "virtio-9p at {base:#x} (GSI {}), mount tag {:?}",
+        window.gsi,
+        ninep.mount_tag
+    );
+    Ok(Arc::new(Mutex::new(NinePEvents::new(
+        device, notify, reader,
+    ))))
 }
 
 #[cfg(test)]
@@ -565,6 +662,7 @@ mod tests {
             vcpus: 1,
             console_log: None,
             echo_console: false,
+            ninep: None,
         }
     }
 
