@@ -102,6 +102,10 @@ struct BootArgs {
     /// Do not echo the guest console to stdout.
     #[arg(long)]
     no_echo: bool,
+    /// Pass a host PCI device through with VFIO: its sysfs path or PCI address
+    /// (dddd:bb:dd.f or bb:dd.f), bound to vfio-pci. Repeatable.
+    #[arg(long, value_name = "DEVICE")]
+    vfio: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -170,6 +174,7 @@ fn boot(args: BootArgs, origin: Instant) -> Result<u8> {
         vcpus: args.vcpus,
         console_log: args.console_log,
         echo_console: !args.no_echo,
+        vfio: args.vfio,
     };
     let vm = build_vm(&spec, origin)
         .with_context(|| format!("cannot build VM {:?} from {}", spec.name, spec.kernel))?;
