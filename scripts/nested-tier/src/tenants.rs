@@ -136,7 +136,11 @@ pub fn default_target_dir() -> PathBuf {
 
 /// The tenants the tier runs by default, in order.
 pub fn all(bins: &Binaries) -> Vec<Tenant> {
-    vec![boot_guest_kernel_on_kvm_amd(bins), boot_linux_l2(bins)]
+    vec![
+        boot_guest_kernel_on_kvm_amd(bins),
+        boot_linux_l2(bins),
+        vfio_edu(bins),
+    ]
 }
 
 /// Tenants that test the harness itself (selected by name only, never by
@@ -313,6 +317,101 @@ fn check_linux_l2_boot(r: &InnerResult) -> Result<(), String> {
         Ok(t) => {
             if t["outcome"]["kind"] != "reset" {
                 missing.push(format!("outcome reset (got {})", t["outcome"]));
+            }
+        }
+        Err(e) => missing.push(e),
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("missing or wrong: {}", missing.join("; ")))
+    }
+}
+
+/// The inner script of `vfio-edu` (`$1` is coco-vmm): find QEMU's `edu`
+/// (1234:11e8) in L1, hand it to vfio-pci (unbind whatever holds it,
+/// `driver_override`, `drivers_probe`), then boot guest-kernel with it
+/// passed through and `coco.test=edu`.
+pub const VFIO_EDU_SCRIPT: &str = r#"set -e
+dev=
+for d in /sys/bus/pci/devices/*; do
+  if [ "$(cat "$d/vendor")" = 0x1234 ] && [ "$(cat "$d/device")" = 0x11e8 ]; then
+    dev=${d##*/}
+  fi
+done
+if [ -z "$dev" ]; then echo "vfio-edu: no edu device (1234:11e8) in L1"; exit 3; fi
+sys=/sys/bus/pci/devices/$dev
+group=$(readlink "$sys/iommu_group") || { echo "vfio-edu: $dev has no IOMMU group"; exit 3; }
+if [ -e "$sys/driver" ]; then echo "$dev" > "$sys/driver/unbind"; fi
+echo vfio-pci > "$sys/driver_override"
+echo "$dev" > /sys/bus/pci/drivers_probe
+driver=$(readlink "$sys/driver") || { echo "vfio-edu: vfio-pci did not bind $dev"; exit 3; }
+echo "vfio-edu: $dev group ${group##*/} driver ${driver##*/}"
+exec "$1" boot --kernel builtin:guest-kernel --cmdline coco.test=edu --vfio "$dev" --timings json
+"#;
+
+/// Console lines the `edu` test must print, in order.
+pub const EDU_LINES: &[&str] = &[
+    "edu: id 0x10000ed",
+    "edu: liveness ok",
+    "edu: factorial 10! = 3628800",
+    "edu: dma ok 4095 bytes",
+    "edu: msi vector 0x45 received",
+    "edu: all tests passed",
+];
+
+/// `vfio-edu`: L1's `edu` bound to vfio-pci and passed through by
+/// coco-vmm (`--vfio`) to guest-kernel, whose `coco.test=edu` checks the
+/// registers, DMA both ways through the vIOMMU and an MSI into its LAPIC.
+pub fn vfio_edu(bins: &Binaries) -> Tenant {
+    let vmm = bins.coco_vmm.display().to_string();
+    Tenant {
+        test: InnerTest::new(
+            "vfio-edu",
+            ["/bin/sh", "-c", VFIO_EDU_SCRIPT, "vfio-edu", vmm.as_str()],
+            Duration::from_secs(300),
+        )
+        .env("COCO_LOG", "info")
+        .env("NO_COLOR", "1"),
+        about: "L1's QEMU edu device passed through with VFIO to guest-kernel: registers, DMA both ways, MSI",
+        check: check_vfio_edu,
+    }
+}
+
+fn check_vfio_edu(r: &InnerResult) -> Result<(), String> {
+    let c = console(r);
+    let mut missing = Vec::new();
+    let mut at = 0;
+    for line in EDU_LINES {
+        match c[at..].iter().position(|l| l == line) {
+            Some(p) => at += p + 1,
+            None => missing.push(format!("console (in order): {line:?}")),
+        }
+    }
+    if c.iter().any(|l| l.starts_with("edu: FAIL")) {
+        missing.push("no \"edu: FAIL\" line".into());
+    }
+    for (needle, what) in [
+        ("vfio-edu: ", "the script's device line"),
+        ("KVM memory slot", "log: BAR 0 as a KVM memory slot"),
+        ("guest RAM mapped for DMA", "log: passed through"),
+        ("MSI enabled by the guest", "log: MSI enabled by the guest"),
+        ("KVM flavour: hardware KVM (AMD SVM)", "log: hardware KVM"),
+    ] {
+        if !r.output.iter().any(|l| l.contains(needle)) {
+            missing.push(what.into());
+        }
+    }
+    if r.output.iter().any(|l| l.contains("panicked")) {
+        missing.push("no panic in coco-vmm".into());
+    }
+    match timings(r) {
+        Ok(t) => {
+            if t["outcome"]["kind"] != "guest-exit" || t["outcome"]["status"] != 0 {
+                missing.push(format!(
+                    "outcome guest-exit status 0 (got {})",
+                    t["outcome"]
+                ));
             }
         }
         Err(e) => missing.push(e),

@@ -110,7 +110,7 @@ pub enum BuildError {
     #[error("device layout: {0}")]
     Bus(#[from] BusError),
     /// A VFIO device could not be passed through.
-    #[error("VFIO passthrough of {device}: {source}")]
+    #[error("VFIO passthrough of {device}")]
     Vfio {
         /// The `--vfio` argument.
         device: String,
