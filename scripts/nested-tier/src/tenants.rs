@@ -524,3 +524,71 @@ fn timings(r: &InnerResult) -> Result<Value, String> {
         .ok_or("no coco-timings line")?;
     serde_json::from_str(line).map_err(|e| format!("timings JSON: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The captured output of a passing `vfio-edu` run (trimmed).
+    fn passing() -> Vec<String> {
+        let mut out: Vec<String> = [
+            "vfio-edu: 0000:00:01.0 group 1 driver vfio-pci",
+            "INFO KVM flavour: hardware KVM (AMD SVM) guest=guest",
+            "INFO 0000:00:01.0: BAR 0 (1024 KiB) at 0xe0000000, KVM memory slot",
+            "INFO 0000:00:01.0: passed through (IOMMU group 1, guest RAM mapped for DMA, MSI offered on GSI 24)",
+            "[guest] kernel ready",
+            "INFO 0000:00:01.0: MSI enabled by the guest: address 0xfee00000 data 0x45 -> GSI 24",
+        ]
+        .map(String::from)
+        .to_vec();
+        out.extend(EDU_LINES.iter().map(|l| format!("[guest] {l}")));
+        out.push(
+            r#"coco-timings {"guest":"guest","outcome":{"kind":"guest-exit","status":0},"milestones":[],"exit_us":1}"#
+                .into(),
+        );
+        out
+    }
+
+    fn result(output: Vec<String>) -> InnerResult {
+        InnerResult {
+            name: "vfio-edu".into(),
+            rc: Some(0),
+            output,
+            duration: Duration::from_secs(1),
+            problem: None,
+        }
+    }
+
+    #[test]
+    fn vfio_edu_check_accepts_a_full_run() {
+        assert_eq!(check_vfio_edu(&result(passing())), Ok(()));
+    }
+
+    #[test]
+    fn vfio_edu_check_names_what_is_missing() {
+        let no_msi: Vec<String> = passing()
+            .into_iter()
+            .filter(|l| !l.contains("msi vector"))
+            .collect();
+        let err = check_vfio_edu(&result(no_msi)).unwrap_err();
+        assert!(err.contains("edu: msi vector 0x45 received"), "{err}");
+
+        let mut failed = passing();
+        failed.insert(5, "[guest] edu: FAIL DMA data mismatch".into());
+        let err = check_vfio_edu(&result(failed)).unwrap_err();
+        assert!(err.contains("edu: FAIL"), "{err}");
+
+        let mut reordered = passing();
+        let dma = reordered.iter().position(|l| l.contains("dma ok")).unwrap();
+        let line = reordered.remove(dma);
+        reordered.insert(4, line);
+        let err = check_vfio_edu(&result(reordered)).unwrap_err();
+        assert!(err.contains("dma ok"), "{err}");
+
+        let trapped: Vec<String> = passing()
+            .into_iter()
+            .map(|l| l.replace("KVM memory slot", "trapped"))
+            .collect();
+        assert!(check_vfio_edu(&result(trapped)).is_err());
+    }
+}
