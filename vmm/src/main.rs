@@ -103,8 +103,9 @@ struct BootArgs {
     #[arg(long)]
     no_echo: bool,
     /// Pass a host PCI device through with VFIO: its sysfs path or PCI address
-    /// (dddd:bb:dd.f or bb:dd.f), bound to vfio-pci. Repeatable.
-    #[arg(long, value_name = "DEVICE")]
+    /// (dddd:bb:dd.f or bb:dd.f), bound to vfio-pci; `,no-mmap` traps every BAR
+    /// access instead of mapping BARs into the guest. Repeatable.
+    #[arg(long, value_name = "DEVICE[,no-mmap]")]
     vfio: Vec<String>,
 }
 

@@ -140,6 +140,7 @@ pub fn all(bins: &Binaries) -> Vec<Tenant> {
         boot_guest_kernel_on_kvm_amd(bins),
         boot_linux_l2(bins),
         vfio_edu(bins),
+        vfio_edu_trapped(bins),
     ]
 }
 
@@ -328,10 +329,11 @@ fn check_linux_l2_boot(r: &InnerResult) -> Result<(), String> {
     }
 }
 
-/// The inner script of `vfio-edu` (`$1` is coco-vmm): find QEMU's `edu`
-/// (1234:11e8) in L1, hand it to vfio-pci (unbind whatever holds it,
-/// `driver_override`, `drivers_probe`), then boot guest-kernel with it
-/// passed through and `coco.test=edu`.
+/// The inner script of the `vfio-edu*` tenants (`$1` is coco-vmm, `$2`
+/// the `--vfio` options after the device): find QEMU's `edu` (1234:11e8)
+/// in L1, hand it to vfio-pci (unbind whatever holds it, `driver_override`,
+/// `drivers_probe`; a no-op when it already is), then boot guest-kernel
+/// with it passed through and `coco.test=edu`.
 pub const VFIO_EDU_SCRIPT: &str = r#"set -e
 dev=
 for d in /sys/bus/pci/devices/*; do
@@ -342,12 +344,15 @@ done
 if [ -z "$dev" ]; then echo "vfio-edu: no edu device (1234:11e8) in L1"; exit 3; fi
 sys=/sys/bus/pci/devices/$dev
 group=$(readlink "$sys/iommu_group") || { echo "vfio-edu: $dev has no IOMMU group"; exit 3; }
-if [ -e "$sys/driver" ]; then echo "$dev" > "$sys/driver/unbind"; fi
-echo vfio-pci > "$sys/driver_override"
-echo "$dev" > /sys/bus/pci/drivers_probe
+bound=$(readlink "$sys/driver" || true)
+if [ "${bound##*/}" != vfio-pci ]; then
+  if [ -n "$bound" ]; then echo "$dev" > "$sys/driver/unbind"; fi
+  echo vfio-pci > "$sys/driver_override"
+  echo "$dev" > /sys/bus/pci/drivers_probe
+fi
 driver=$(readlink "$sys/driver") || { echo "vfio-edu: vfio-pci did not bind $dev"; exit 3; }
 echo "vfio-edu: $dev group ${group##*/} driver ${driver##*/}"
-exec "$1" boot --kernel builtin:guest-kernel --cmdline coco.test=edu --vfio "$dev" --timings json
+exec "$1" boot --kernel builtin:guest-kernel --cmdline coco.test=edu --vfio "$dev$2" --timings json
 "#;
 
 /// Console lines the `edu` test must print, in order.
@@ -364,21 +369,50 @@ pub const EDU_LINES: &[&str] = &[
 /// coco-vmm (`--vfio`) to guest-kernel, whose `coco.test=edu` checks the
 /// registers, DMA both ways through the vIOMMU and an MSI into its LAPIC.
 pub fn vfio_edu(bins: &Binaries) -> Tenant {
-    let vmm = bins.coco_vmm.display().to_string();
     Tenant {
-        test: InnerTest::new(
-            "vfio-edu",
-            ["/bin/sh", "-c", VFIO_EDU_SCRIPT, "vfio-edu", vmm.as_str()],
-            Duration::from_secs(300),
-        )
-        .env("COCO_LOG", "info")
-        .env("NO_COLOR", "1"),
+        test: edu_test(bins, "vfio-edu", ""),
         about: "L1's QEMU edu device passed through with VFIO to guest-kernel: registers, DMA both ways, MSI",
         check: check_vfio_edu,
     }
 }
 
+/// `vfio-edu-trapped`: the same with `--vfio <dev>,no-mmap`, so BAR 0 is
+/// not a KVM memory slot but trapped and forwarded with pread/pwrite.
+pub fn vfio_edu_trapped(bins: &Binaries) -> Tenant {
+    Tenant {
+        test: edu_test(bins, "vfio-edu-trapped", ",no-mmap"),
+        about: "the same with BAR accesses trapped and forwarded with pread/pwrite (--vfio DEV,no-mmap)",
+        check: check_vfio_edu_trapped,
+    }
+}
+
+fn edu_test(bins: &Binaries, name: &str, options: &str) -> InnerTest {
+    let vmm = bins.coco_vmm.display().to_string();
+    InnerTest::new(
+        name,
+        [
+            "/bin/sh",
+            "-c",
+            VFIO_EDU_SCRIPT,
+            name,
+            vmm.as_str(),
+            options,
+        ],
+        Duration::from_secs(300),
+    )
+    .env("COCO_LOG", "info")
+    .env("NO_COLOR", "1")
+}
+
 fn check_vfio_edu(r: &InnerResult) -> Result<(), String> {
+    check_edu(r, "BAR 0 (1024 KiB) at 0xe0000000, KVM memory slot")
+}
+
+fn check_vfio_edu_trapped(r: &InnerResult) -> Result<(), String> {
+    check_edu(r, "BAR 0 (1024 KiB) at 0xe0000000, trapped")
+}
+
+fn check_edu(r: &InnerResult, bar_line: &str) -> Result<(), String> {
     let c = console(r);
     let mut missing = Vec::new();
     let mut at = 0;
@@ -393,7 +427,7 @@ fn check_vfio_edu(r: &InnerResult) -> Result<(), String> {
     }
     for (needle, what) in [
         ("vfio-edu: ", "the script's device line"),
-        ("KVM memory slot", "log: BAR 0 as a KVM memory slot"),
+        (bar_line, bar_line),
         ("guest RAM mapped for DMA", "log: passed through"),
         ("MSI enabled by the guest", "log: MSI enabled by the guest"),
         ("KVM flavour: hardware KVM (AMD SVM)", "log: hardware KVM"),
@@ -589,6 +623,8 @@ mod tests {
             .into_iter()
             .map(|l| l.replace("KVM memory slot", "trapped"))
             .collect();
-        assert!(check_vfio_edu(&result(trapped)).is_err());
+        assert!(check_vfio_edu(&result(trapped.clone())).is_err());
+        assert_eq!(check_vfio_edu_trapped(&result(trapped)), Ok(()));
+        assert!(check_vfio_edu_trapped(&result(passing())).is_err());
     }
 }

@@ -330,7 +330,8 @@ fn attach_pci(
             device: arg.clone(),
             source,
         };
-        let bdf = parse_device_arg(arg).map_err(vfio_err)?;
+        let parsed = parse_device_arg(arg).map_err(vfio_err)?;
+        let bdf = parsed.bdf;
         let device = VfioPci::attach(
             bdf,
             AttachContext {
@@ -339,6 +340,7 @@ fn attach_pci(
                 bars: &mut bars,
                 mmio: &mut devices.mmio,
                 next_slot: &mut next_slot,
+                no_mmap: parsed.no_mmap,
             },
         )
         .map_err(vfio_err)?;

@@ -34,9 +34,40 @@ fn last_os(what: impl Into<String>) -> VfioError {
     }
 }
 
-/// Turns a `--vfio` argument (a sysfs device path, `dddd:bb:dd.f` or
-/// `bb:dd.f`) into a PCI address.
-pub fn parse_device_arg(arg: &str) -> Result<Bdf, VfioError> {
+/// A `--vfio` argument: the device and its options.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceArg {
+    /// The device.
+    pub bdf: Bdf,
+    /// `no-mmap`: trap every BAR access and forward it with pread/pwrite
+    /// instead of mapping BARs into the guest (slow; for testing that path
+    /// and for devices whose BARs misbehave when mapped).
+    pub no_mmap: bool,
+}
+
+/// Parses a `--vfio` argument: a sysfs device path, `dddd:bb:dd.f` or
+/// `bb:dd.f`, optionally followed by `,no-mmap`.
+pub fn parse_device_arg(arg: &str) -> Result<DeviceArg, VfioError> {
+    let mut parts = arg.split(',');
+    let device = parts.next().unwrap_or_default();
+    let mut no_mmap = false;
+    for option in parts {
+        match option {
+            "no-mmap" => no_mmap = true,
+            other => {
+                return Err(VfioError::BadDevice(format!(
+                    "{arg:?}: unknown option {other:?} (known: no-mmap)"
+                )));
+            }
+        }
+    }
+    Ok(DeviceArg {
+        bdf: parse_bdf(device)?,
+        no_mmap,
+    })
+}
+
+fn parse_bdf(arg: &str) -> Result<Bdf, VfioError> {
     let name = Path::new(arg)
         .file_name()
         .and_then(|n| n.to_str())
@@ -403,13 +434,25 @@ mod tests {
 
     #[test]
     fn device_arguments_in_every_spelling() {
-        let want: Bdf = "0000:00:03.0".parse().unwrap();
+        let bdf: Bdf = "0000:00:03.0".parse().unwrap();
+        let want = DeviceArg {
+            bdf,
+            no_mmap: false,
+        };
         assert_eq!(parse_device_arg("0000:00:03.0").unwrap(), want);
         assert_eq!(parse_device_arg("00:03.0").unwrap(), want);
         assert_eq!(
             parse_device_arg("/sys/bus/pci/devices/0000:00:03.0").unwrap(),
             want
         );
+        assert_eq!(
+            parse_device_arg("00:03.0,no-mmap").unwrap(),
+            DeviceArg { bdf, no_mmap: true }
+        );
+        assert!(matches!(
+            parse_device_arg("00:03.0,fast"),
+            Err(VfioError::BadDevice(_))
+        ));
         assert!(matches!(
             parse_device_arg("nonsense"),
             Err(VfioError::BadDevice(_))

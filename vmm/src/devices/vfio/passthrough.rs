@@ -59,6 +59,8 @@ pub struct AttachContext<'a> {
     pub mmio: &'a mut Bus,
     /// The next free KVM memory slot number (advanced per BAR slot).
     pub next_slot: &'a mut u32,
+    /// Trap every BAR instead of mapping it (`--vfio DEVICE,no-mmap`).
+    pub no_mmap: bool,
 }
 
 /// A BAR as placed for the guest.
@@ -267,7 +269,7 @@ impl VfioPci {
         ctx: &mut AttachContext<'_>,
         mappings: &mut Vec<MappedRegion>,
     ) -> Result<bool, VfioError> {
-        if !region.mmappable() || !region.size.is_multiple_of(PAGE) {
+        if ctx.no_mmap || !region.mmappable() || !region.size.is_multiple_of(PAGE) {
             return Ok(false);
         }
         let mapping = match device.mmap_region(region) {
