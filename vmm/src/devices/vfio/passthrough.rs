@@ -21,6 +21,7 @@
 
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
+use std::time::Instant;
 
 use coco_vfio_gpu::pci::Bdf;
 use kvm_bindings::kvm_userspace_memory_region;
@@ -157,12 +158,15 @@ impl VfioPci {
     /// Opens `bdf` through VFIO and wires it into the VM: DMA mappings of
     /// all guest RAM, BARs, the MSI irqfd.
     pub fn attach(bdf: Bdf, mut ctx: AttachContext<'_>) -> Result<Self, VfioError> {
+        let started = Instant::now();
         let group = host::group_of(bdf)?;
         let container = Container::open(group)?;
         let device = Arc::new(container.device(bdf)?);
         if device.reset() {
             debug!("{bdf}: function reset");
         }
+        let opened = started.elapsed();
+        let mapping_started = Instant::now();
         for region in ctx.memory.iter() {
             // SAFETY: guest memory is mapped for the life of the VM, which
             // outlives this device (it owns the container).
@@ -171,6 +175,7 @@ impl VfioPci {
             };
         }
 
+        let dma_mapped = mapping_started.elapsed();
         let config_region = device.region(VFIO_PCI_CONFIG_REGION_INDEX)?;
         let mut real = [0u8; CONFIG_SIZE];
         device
@@ -243,6 +248,13 @@ impl VfioPci {
         info!(
             "{bdf}: passed through (IOMMU group {group}, guest RAM mapped for DMA, MSI {} on GSI {msi_gsi})",
             if msi.is_some() { "offered" } else { "absent" }
+        );
+        info!(
+            "{bdf}: attach took {:.1} ms: group and device {:.1} ms, DMA mapping of {} MiB {:.1} ms",
+            started.elapsed().as_secs_f64() * 1e3,
+            opened.as_secs_f64() * 1e3,
+            ctx.memory.iter().map(|r| r.len()).sum::<u64>() >> 20,
+            dma_mapped.as_secs_f64() * 1e3
         );
         Ok(VfioPci {
             device,
