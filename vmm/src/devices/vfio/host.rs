@@ -420,8 +420,9 @@ impl MappedRegion {
 impl Drop for MappedRegion {
     fn drop(&mut self) {
         // SAFETY: the mapping was created by mmap_region with this length and
-        // is unmapped once, here; KVM slots using it are gone (the VM fd is
-        // dropped before the devices).
+        // is unmapped once, here, after the vCPUs have stopped; a KVM slot
+        // still naming the range only loses its backing (KVM's MMU notifier
+        // drops the translations), which no running vCPU can observe.
         unsafe {
             libc::munmap(self.ptr as *mut libc::c_void, self.len);
         }
