@@ -143,6 +143,29 @@ pub fn find_capability(config: &ConfigSpace, id: u8) -> Option<usize> {
     None
 }
 
+/// Removes capability `id` from the list of `config` (the previous entry,
+/// or the capabilities pointer, skips it). Returns whether it was there.
+pub fn unlink_capability(config: &mut ConfigSpace, id: u8) -> bool {
+    use super::config::offset;
+    let Some(at) = find_capability(config, id) else {
+        return false;
+    };
+    let next = config.u8_at(at + 1);
+    let mut link = offset::CAPABILITIES;
+    for _ in 0..48 {
+        let target = usize::from(config.u8_at(link) & 0xfc);
+        if target == at {
+            config.set_bytes(link, &[next]);
+            return true;
+        }
+        if target < 0x40 {
+            break;
+        }
+        link = target + 1;
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,6 +229,24 @@ mod tests {
                 data: 0x31
             }))
         );
+    }
+
+    #[test]
+    fn unlinking_keeps_the_rest_of_the_list() {
+        let mut c = edu_like(CONTROL_64BIT);
+        // 0x34 -> 0x50 (MSI-X) -> 0x40 (MSI) -> 0x60 (PM) -> end.
+        c.set_bytes(offset::CAPABILITIES, &[0x50]);
+        c.set_bytes(0x50, &[0x11, 0x40]);
+        c.set_bytes(0x41, &[0x60]);
+        c.set_bytes(0x60, &[0x01, 0x00]);
+        assert!(unlink_capability(&mut c, 0x11));
+        assert_eq!(find_capability(&c, 0x11), None);
+        assert_eq!(find_capability(&c, CAP_ID_MSI), Some(0x40));
+        assert_eq!(find_capability(&c, 0x01), Some(0x60));
+        assert!(unlink_capability(&mut c, 0x01));
+        assert_eq!(c.u8_at(0x41), 0);
+        assert_eq!(find_capability(&c, CAP_ID_MSI), Some(0x40));
+        assert!(!unlink_capability(&mut c, 0x11));
     }
 
     #[test]

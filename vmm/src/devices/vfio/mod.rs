@@ -14,6 +14,7 @@
 
 pub mod host;
 pub mod passthrough;
+pub mod shadow;
 pub mod sys;
 
 /// Why a device could not be passed through.

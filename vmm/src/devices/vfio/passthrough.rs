@@ -13,8 +13,11 @@
 //!   to the device; everything else in the header is read-only.
 //! - MSI: intercepted. The guest's address/data become a KVM MSI route for
 //!   a GSI with an irqfd; enabling MSI asks VFIO to signal that irqfd.
-//!   INTx and MSI-X are not offered (interrupt pin reads 0, MSI-X cannot be
-//!   enabled because its registers are read-only).
+//!   INTx and MSI-X are not offered (interrupt pin reads 0; the MSI-X
+//!   capability is unlinked from the list).
+//!
+//! These rules live in [`super::shadow`] (data in, effect out, unit-tested);
+//! this file carries the effects out on the device and on KVM.
 //! - BAR contents: an mmap of the VFIO region registered as a KVM memory
 //!   slot, so guest accesses never exit; a region VFIO does not allow to
 //!   mmap is trapped on the MMIO bus and forwarded with pread/pwrite.
@@ -31,20 +34,15 @@ use vmm_sys_util::eventfd::EventFd;
 
 use super::VfioError;
 use super::host::{self, Container, MappedRegion, Region, VfioDevice};
+use super::shadow::{COMMAND_FORWARDED, Effect, GuestView, bar_kind};
 use super::sys::{VFIO_PCI_CONFIG_REGION_INDEX, VFIO_PCI_MSI_IRQ_INDEX};
 use crate::devices::bus::{Bus, BusDevice};
 use crate::devices::pci::PciDevice;
 use crate::devices::pci::bars::BarAllocator;
-use crate::devices::pci::config::{
-    BAR_COUNT, Bar, BarKind, COMMAND_BUS_MASTER, COMMAND_MEMORY, CONFIG_SIZE, ConfigSpace, offset,
-};
-use crate::devices::pci::msi::{CAP_ID_MSI, MsiCap, MsiChange, find_capability};
+use crate::devices::pci::config::{BAR_COUNT, Bar, BarKind, CONFIG_SIZE, offset};
+use crate::devices::pci::msi::MsiChange;
 use crate::vm::irq_routes::GsiRoutes;
 
-/// Command register: INTx disable.
-const COMMAND_INTX_DISABLE: u16 = 1 << 10;
-/// Command bits a guest may change (and that are forwarded).
-const COMMAND_FORWARDED: u16 = COMMAND_MEMORY | COMMAND_BUS_MASTER | COMMAND_INTX_DISABLE;
 const PAGE: u64 = 4096;
 
 /// What attaching needs from the VM being built.
@@ -81,8 +79,7 @@ pub struct PlacedBar {
 pub struct VfioPci {
     device: Arc<VfioDevice>,
     config_region: Region,
-    shadow: ConfigSpace,
-    msi: Option<MsiCap>,
+    view: GuestView,
     msi_gsi: u32,
     irqfd: EventFd,
     msi_on_device: bool,
@@ -126,34 +123,6 @@ impl BusDevice for TrappedBar {
     }
 }
 
-/// The kind of a memory BAR from its register's low bits; `None` for I/O
-/// BARs (not supported) and reserved encodings.
-fn bar_kind(raw: u32) -> Option<BarKind> {
-    if raw & 1 != 0 {
-        return None;
-    }
-    let prefetchable = raw & 0b1000 != 0;
-    match (raw >> 1) & 0b11 {
-        0 => Some(BarKind::Mem32 { prefetchable }),
-        2 => Some(BarKind::Mem64 { prefetchable }),
-        _ => None,
-    }
-}
-
-/// The guest's view of `real`: BARs and ROM cleared (installed later),
-/// no INTx, command bits writable, interrupt line scratch.
-fn shadow_of(real: [u8; CONFIG_SIZE]) -> ConfigSpace {
-    let mut shadow = ConfigSpace::from_bytes(real);
-    for i in 0..BAR_COUNT {
-        shadow.set_u32(offset::BAR0 + 4 * i, 0);
-    }
-    shadow.set_u32(offset::ROM, 0);
-    shadow.set_bytes(offset::INTERRUPT_LINE, &[0, 0]);
-    shadow.set_writable(offset::COMMAND, &COMMAND_FORWARDED.to_le_bytes());
-    shadow.set_writable(offset::INTERRUPT_LINE, &[0xff]);
-    shadow
-}
-
 impl VfioPci {
     /// Opens `bdf` through VFIO and wires it into the VM: DMA mappings of
     /// all guest RAM, BARs, the MSI irqfd.
@@ -184,7 +153,8 @@ impl VfioPci {
                 what: format!("{bdf}: reading the configuration space"),
                 source,
             })?;
-        let mut shadow = shadow_of(real);
+        let msi_vectors = device.irq_count(VFIO_PCI_MSI_IRQ_INDEX).unwrap_or(0);
+        let mut view = GuestView::new(real, msi_vectors > 0);
 
         let mut bars = Vec::new();
         let mut mappings = Vec::new();
@@ -202,7 +172,7 @@ impl VfioPci {
             if let (Some(kind), true) = (kind, region.size > 0) {
                 let size = region.size.max(16).next_power_of_two();
                 let base = ctx.bars.alloc(size.max(PAGE))?;
-                shadow.set_bar(index, Bar { base, size, kind })?;
+                view.place_bar(index, Bar { base, size, kind })?;
                 let mapped = Self::map_bar(&device, &region, base, &mut ctx, &mut mappings)?;
                 if !mapped {
                     ctx.mmio.insert(
@@ -230,9 +200,6 @@ impl VfioPci {
             index += step;
         }
 
-        let msi = find_capability(&shadow, CAP_ID_MSI)
-            .filter(|_| device.irq_count(VFIO_PCI_MSI_IRQ_INDEX).unwrap_or(0) > 0)
-            .map(|at| MsiCap::install(&mut shadow, at));
         let msi_gsi = ctx.routes.allocate()?;
         let irqfd = EventFd::new(libc::EFD_NONBLOCK).map_err(|source| VfioError::Host {
             what: "creating the MSI eventfd".into(),
@@ -247,7 +214,7 @@ impl VfioPci {
             })?;
         info!(
             "{bdf}: passed through (IOMMU group {group}, guest RAM mapped for DMA, MSI {} on GSI {msi_gsi})",
-            if msi.is_some() { "offered" } else { "absent" }
+            if view.has_msi() { "offered" } else { "absent" }
         );
         info!(
             "{bdf}: attach took {:.1} ms: group and device {:.1} ms, DMA mapping of {} MiB {:.1} ms",
@@ -259,8 +226,7 @@ impl VfioPci {
         Ok(VfioPci {
             device,
             config_region,
-            shadow,
-            msi,
+            view,
             msi_gsi,
             irqfd,
             msi_on_device: false,
@@ -318,8 +284,7 @@ impl VfioPci {
         &self.bars
     }
 
-    fn forward_command(&self) {
-        let command = self.shadow.command() & COMMAND_FORWARDED;
+    fn forward_command(&self, command: u16) {
         let mut real = [0u8; 2];
         if let Err(e) =
             self.device
@@ -375,28 +340,12 @@ impl VfioPci {
         }
     }
 
-    fn check_relocation(&mut self, reg: usize) {
-        let Some(placed) = self
-            .bars
-            .iter()
-            .find(|b| reg == offset::BAR0 / 4 + b.index || reg == offset::BAR0 / 4 + b.index + 1)
-            .copied()
-        else {
-            return;
-        };
-        let Some(now) = self.shadow.bar(placed.index) else {
-            return;
-        };
-        let sizing = now.base == !(now.size - 1) || now.base == !(now.size - 1) & 0xffff_ffff;
-        let high_sizing = now.base >> 32 == 0xffff_ffff;
-        if now.base != placed.base && !sizing && !high_sizing && !self.relocation_warned {
+    fn bar_moved(&mut self, index: usize, to: u64, placed: u64) {
+        if !self.relocation_warned {
             self.relocation_warned = true;
             warn!(
-                "{}: guest moved BAR {} to {:#x}; BARs stay where coco-vmm placed them ({:#x})",
-                self.device.bdf(),
-                placed.index,
-                now.base,
-                placed.base
+                "{}: guest moved BAR {index} to {to:#x}; BARs stay where coco-vmm placed them ({placed:#x})",
+                self.device.bdf()
             );
         }
     }
@@ -412,70 +361,15 @@ impl Drop for VfioPci {
 
 impl PciDevice for VfioPci {
     fn config_read(&mut self, reg: usize) -> u32 {
-        self.shadow.read_dword(reg)
+        self.view.read(reg)
     }
 
     fn config_write(&mut self, at: usize, data: &[u8]) {
-        let reg = at / 4;
-        if ConfigSpace::is_bar_register(reg) {
-            if self.shadow.write(at, data) {
-                self.check_relocation(reg);
-            }
-            return;
+        match self.view.write(at, data) {
+            Some(Effect::Command(bits)) => self.forward_command(bits),
+            Some(Effect::Msi(change)) => self.apply_msi(change),
+            Some(Effect::BarMoved { index, to, placed }) => self.bar_moved(index, to, placed),
+            None => {}
         }
-        if let Some(mut msi) = self.msi.filter(|m| m.contains(at)) {
-            self.shadow.write(at, data);
-            let change = msi.sync(&self.shadow);
-            self.msi = Some(msi);
-            if let Some(change) = change {
-                self.apply_msi(change);
-            }
-            return;
-        }
-        let before = self.shadow.command();
-        self.shadow.write(at, data);
-        if self.shadow.command() != before {
-            self.forward_command();
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bar_kinds_from_register_bits() {
-        assert_eq!(
-            bar_kind(0xfea0_0000),
-            Some(BarKind::Mem32 {
-                prefetchable: false
-            })
-        );
-        assert_eq!(
-            bar_kind(0x0000_000c),
-            Some(BarKind::Mem64 { prefetchable: true })
-        );
-        assert_eq!(bar_kind(0xc001), None, "I/O BAR");
-        assert_eq!(bar_kind(0x2), None, "reserved below-1MiB type");
-    }
-
-    #[test]
-    fn the_shadow_hides_real_bars_and_intx() {
-        let mut real = [0u8; CONFIG_SIZE];
-        real[0..4].copy_from_slice(&0x11e8_1234u32.to_le_bytes());
-        real[0x10..0x14].copy_from_slice(&0xfea0_0000u32.to_le_bytes());
-        real[0x30..0x34].copy_from_slice(&0xfeb0_0001u32.to_le_bytes());
-        real[0x3c] = 11;
-        real[0x3d] = 1;
-        let mut s = shadow_of(real);
-        assert_eq!(s.read_dword(0), 0x11e8_1234);
-        assert_eq!(s.read_dword(4), 0);
-        assert_eq!(s.read_dword(12), 0);
-        assert_eq!(s.read_dword(15), 0);
-        s.write(0x04, &[0xff, 0xff]);
-        assert_eq!(s.command(), COMMAND_FORWARDED);
-        s.write(0x00, &[0, 0, 0, 0]);
-        assert_eq!(s.read_dword(0), 0x11e8_1234);
     }
 }
