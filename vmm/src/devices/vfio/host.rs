@@ -81,33 +81,40 @@ fn parse_bdf(arg: &str) -> Result<Bdf, VfioError> {
         .map_err(|e| VfioError::BadDevice(format!("{arg:?}: {e}")))
 }
 
-/// Finds the IOMMU group of `bdf` and checks that every member is bound to
-/// `vfio-pci` (VFIO refuses a group with a member a host driver holds).
-pub fn group_of(bdf: Bdf) -> Result<u32, VfioError> {
+/// An IOMMU group as the inventory sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupInfo {
+    /// Group number.
+    pub id: u32,
+    /// Members bound to a driver other than vfio-pci (`"name (driver)"`).
+    /// Not necessarily a problem — the kernel also accepts drivers that
+    /// manage their own DMA, such as `pcieport` — but the likely reason
+    /// when the kernel calls the group not viable.
+    pub held: Vec<String>,
+}
+
+/// Finds the IOMMU group of `bdf` with the inventory.
+pub fn group_of(bdf: Bdf) -> Result<GroupInfo, VfioError> {
     let inventory = Inventory::probe();
     let device = inventory
         .device(bdf)
         .ok_or_else(|| VfioError::BadDevice(format!("{bdf}: no such PCI device in {SYSFS_PCI}")))?;
-    let group = device
+    let id = device
         .iommu_group
         .ok_or(VfioError::NoGroup(bdf.to_string()))?;
-    if let Some(g) = inventory.group(group) {
-        let held: Vec<String> = g
-            .members
-            .iter()
-            .filter_map(|m| match &m.driver {
-                DriverBinding::Bound(d) if d != "vfio-pci" => Some(format!("{} ({d})", m.name)),
-                _ => None,
-            })
-            .collect();
-        if !held.is_empty() {
-            return Err(VfioError::GroupNotViable {
-                group,
-                why: format!("members bound to host drivers: {}", held.join(", ")),
-            });
-        }
-    }
-    Ok(group)
+    let held = inventory
+        .group(id)
+        .map(|g| {
+            g.members
+                .iter()
+                .filter_map(|m| match &m.driver {
+                    DriverBinding::Bound(d) if d != "vfio-pci" => Some(format!("{} ({d})", m.name)),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(GroupInfo { id, held })
 }
 
 /// A VFIO container with the type-1 IOMMU set and one group attached.
@@ -119,9 +126,10 @@ pub struct Container {
 }
 
 impl Container {
-    /// Opens the container and group `group_id`, attaches the group and
-    /// selects the type-1 (v2 if available) IOMMU.
-    pub fn open(group_id: u32) -> Result<Self, VfioError> {
+    /// Opens the container and `group`, attaches the group and selects the
+    /// type-1 (v2 if available) IOMMU.
+    pub fn open(group: &GroupInfo) -> Result<Self, VfioError> {
+        let group_id = group.id;
         let rw = |path: &Path| {
             OpenOptions::new()
                 .read(true)
@@ -139,24 +147,30 @@ impl Container {
             return Err(VfioError::Api(version));
         }
         let group_path = PathBuf::from(format!("/dev/vfio/{group_id}"));
-        let group = rw(&group_path)?;
+        let group_file = rw(&group_path)?;
         let mut status = GroupStatus {
             argsz: sys::argsz::<GroupStatus>(),
             flags: 0,
         };
         // SAFETY: the kernel fills `status`, whose size is in argsz.
-        if unsafe { ioctl_with_mut_ref(&group, sys::VFIO_GROUP_GET_STATUS, &mut status) } < 0 {
+        if unsafe { ioctl_with_mut_ref(&group_file, sys::VFIO_GROUP_GET_STATUS, &mut status) } < 0 {
             return Err(last_os("VFIO_GROUP_GET_STATUS"));
         }
         if status.flags & sys::VFIO_GROUP_FLAGS_VIABLE == 0 {
+            let why = if group.held.is_empty() {
+                "the kernel says so".to_string()
+            } else {
+                format!("members bound to host drivers: {}", group.held.join(", "))
+            };
             return Err(VfioError::GroupNotViable {
                 group: group_id,
-                why: "the kernel says not every member is bound to vfio-pci".into(),
+                why,
             });
         }
         let container_fd: i32 = container.as_raw_fd();
         // SAFETY: the argument is a pointer to a live container fd number.
-        if unsafe { ioctl_with_ref(&group, sys::VFIO_GROUP_SET_CONTAINER, &container_fd) } < 0 {
+        if unsafe { ioctl_with_ref(&group_file, sys::VFIO_GROUP_SET_CONTAINER, &container_fd) } < 0
+        {
             return Err(last_os("VFIO_GROUP_SET_CONTAINER"));
         }
         let mut chosen = None;
@@ -174,7 +188,7 @@ impl Container {
         }
         Ok(Container {
             container,
-            group,
+            group: group_file,
             group_id,
         })
     }

@@ -128,8 +128,9 @@ impl VfioPci {
     /// all guest RAM, BARs, the MSI irqfd.
     pub fn attach(bdf: Bdf, mut ctx: AttachContext<'_>) -> Result<Self, VfioError> {
         let started = Instant::now();
-        let group = host::group_of(bdf)?;
-        let container = Container::open(group)?;
+        let group_info = host::group_of(bdf)?;
+        let group = group_info.id;
+        let container = Container::open(&group_info)?;
         let device = Arc::new(container.device(bdf)?);
         if device.reset() {
             debug!("{bdf}: function reset");
