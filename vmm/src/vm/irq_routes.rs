@@ -149,7 +149,6 @@ mod tests {
         let d = default_entries();
         // 15 PIC routes (no cascade) + 24 IOAPIC routes.
         assert_eq!(d.len(), 39);
-        // SAFETY (test): every default entry is an irqchip route.
         let chips: Vec<(u32, u32, u32)> = d
             .iter()
             .map(|e| {
