@@ -104,6 +104,11 @@ struct BootArgs {
     /// Do not echo the guest console to stdout.
     #[arg(long)]
     no_echo: bool,
+    /// Pass a host PCI device through with VFIO: its sysfs path or PCI address
+    /// (dddd:bb:dd.f or bb:dd.f), bound to vfio-pci; `,no-mmap` traps every BAR
+    /// access instead of mapping BARs into the guest. Repeatable.
+    #[arg(long, value_name = "DEVICE[,no-mmap]")]
+    vfio: Vec<String>,
     /// Give the guest a virtio-9p device bridged to the 9P server on this
     /// inherited stream socket (the hive supervisor passes it; internal).
     #[arg(long, value_name = "FD")]
@@ -210,6 +215,7 @@ fn boot(args: BootArgs, origin: Instant) -> Result<u8> {
             bridge: Arc::new(fd),
             mount_tag: args.ninep_tag,
         }),
+        vfio: args.vfio,
     };
     let vm = build_vm(&spec, origin)
         .with_context(|| format!("cannot build VM {:?} from {}", spec.name, spec.kernel))?;

@@ -117,6 +117,10 @@ pub fn boot_args(guest: &GuestConfig, state: &Path) -> Vec<String> {
         args.push("--initrd".into());
         args.push(initrd.to_string());
     }
+    for device in &guest.vfio {
+        args.push("--vfio".into());
+        args.push(device.clone());
+    }
     if !guest.cmdline.is_empty() {
         args.push("--cmdline".into());
         args.push(guest.cmdline.clone());
@@ -257,12 +261,14 @@ mod tests {
         g.cmdline = "quiet x=1".into();
         g.memory_mib = 96;
         g.vcpus = 3;
+        g.vfio = vec!["0000:01:00.0".into(), "02:00.0,no-mmap".into()];
         let args = boot_args(&g, Path::new("/state"));
         let joined = args.join(" ");
         assert!(joined.starts_with("boot --name w1 --kind coconut --kernel builtin:guest-kernel"));
         assert!(joined.contains("--memory 96 --vcpus 3"));
         assert!(joined.contains("--console-log /state/logs/w1.console"));
         assert!(joined.contains("--initrd /images/r.ext2"));
+        assert!(joined.contains("--vfio 0000:01:00.0 --vfio 02:00.0,no-mmap"));
         assert_eq!(args.last().map(String::as_str), Some("quiet x=1"));
     }
 

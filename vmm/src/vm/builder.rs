@@ -32,10 +32,17 @@ use crate::devices::bus::{Bus, BusError};
 use crate::devices::debug_exit::DebugExit;
 use crate::devices::i8042::I8042;
 use crate::devices::ignored::Ignored;
+use crate::devices::pci::bars::BarAllocator;
+use crate::devices::pci::host_bridge::HostBridge;
+use crate::devices::pci::root::{CONFIG_ADDRESS_PORT, CONFIG_PORTS_LEN, PciRoot, PlugError};
 use crate::devices::serial::{Console, IrqTrigger, SerialDevice};
+use crate::devices::vfio::VfioError;
+use crate::devices::vfio::host::parse_device_arg;
+use crate::devices::vfio::passthrough::{AttachContext, VfioPci};
 use crate::devices::virtio9p::{self, NinePDevice, NinePEvents};
 use crate::kvm_flavour::KvmFlavour;
 use crate::vm::control::VmControl;
+use crate::vm::irq_routes::GsiRoutes;
 use crate::vm::spec::{GuestKind, NinePSpec, VmSpec};
 use coco_virtio9p::Interrupt;
 
@@ -105,6 +112,17 @@ pub enum BuildError {
     /// Devices overlap.
     #[error("device layout: {0}")]
     Bus(#[from] BusError),
+    /// A VFIO device could not be passed through.
+    #[error("VFIO passthrough of {device}")]
+    Vfio {
+        /// The `--vfio` argument.
+        device: String,
+        /// Why.
+        source: VfioError,
+    },
+    /// The PCI bus is full.
+    #[error("PCI: {0}")]
+    Pci(#[from] PlugError),
     /// KVM accepted fewer MSRs than given.
     #[error("KVM refused MSR {0:#x}")]
     Msr(u32),
@@ -132,7 +150,7 @@ pub struct Vm {
     /// The command line the guest received.
     pub cmdline: String,
     pub(crate) _kvm: Kvm,
-    pub(crate) vm_fd: VmFd,
+    pub(crate) vm_fd: Arc<VmFd>,
     pub(crate) memory: GuestMemoryMmap,
     pub(crate) vcpus: Vec<VcpuFd>,
     pub(crate) pio: Bus,
@@ -314,6 +332,54 @@ fn create_devices(
         serial,
         milestones,
     })
+}
+
+/// The PCI bus, when the spec passes devices through: the host bridge at
+/// 00:00.0, then each VFIO device in the order given (00:01.0, ...).
+fn attach_pci(
+    spec: &VmSpec,
+    vm_fd: &Arc<VmFd>,
+    memory: &GuestMemoryMmap,
+    devices: &mut Devices,
+) -> Result<(), BuildError> {
+    if spec.vfio.is_empty() {
+        return Ok(());
+    }
+    let mut root = PciRoot::default();
+    root.plug(0, Arc::new(Mutex::new(HostBridge::default())))?;
+    let routes = Arc::new(GsiRoutes::new(vm_fd.clone()));
+    let mut bars = BarAllocator::default();
+    // RAM uses the first slots (one per region); BARs go after them.
+    let mut next_slot = memory.num_regions() as u32;
+    for arg in &spec.vfio {
+        let vfio_err = |source| BuildError::Vfio {
+            device: arg.clone(),
+            source,
+        };
+        let parsed = parse_device_arg(arg).map_err(vfio_err)?;
+        let bdf = parsed.bdf;
+        let device = VfioPci::attach(
+            bdf,
+            AttachContext {
+                memory,
+                routes: routes.clone(),
+                bars: &mut bars,
+                mmio: &mut devices.mmio,
+                next_slot: &mut next_slot,
+                no_mmap: parsed.no_mmap,
+            },
+        )
+        .map_err(vfio_err)?;
+        let slot = root.plug_next(Arc::new(Mutex::new(device)))?;
+        info!(guest = %spec.name, "PCI 00:{slot:02x}.0: VFIO {bdf}");
+    }
+    devices.pio.insert(
+        CONFIG_ADDRESS_PORT,
+        CONFIG_PORTS_LEN,
+        "pci-config",
+        Arc::new(Mutex::new(root)),
+    )?;
+    Ok(())
 }
 
 /// LAPIC LVT LINT0 as ExtINT and LINT1 as NMI, as PC firmware leaves them,
@@ -503,7 +569,7 @@ pub fn build_vm(spec: &VmSpec, origin: Instant) -> Result<Vm, BuildError> {
 
     let kvm = Kvm::new().map_err(BuildError::OpenKvm)?;
     check_kvm(&kvm)?;
-    let vm_fd = kvm.create_vm().map_err(kvm_step("creating the VM"))?;
+    let vm_fd = Arc::new(kvm.create_vm().map_err(kvm_step("creating the VM"))?);
     vm_fd
         .set_tss_address(KVM_TSS as usize)
         .map_err(kvm_step("KVM_SET_TSS_ADDR"))?;
@@ -556,6 +622,7 @@ pub fn build_vm(spec: &VmSpec, origin: Instant) -> Result<Vm, BuildError> {
         source,
     })?);
     let mut devices = create_devices(spec, &vm_fd, &control, origin)?;
+    attach_pci(spec, &vm_fd, &memory, &mut devices)?;
     let mut subscribers = Vec::new();
     if let (Some(ninep), Some(window)) = (&spec.ninep, virtio_windows(spec).first()) {
         subscribers.push(attach_virtio9p(
@@ -663,6 +730,7 @@ mod tests {
             console_log: None,
             echo_console: false,
             ninep: None,
+            vfio: Vec::new(),
         }
     }
 

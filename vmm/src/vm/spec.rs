@@ -31,6 +31,9 @@ pub struct VmSpec {
     pub console_log: Option<PathBuf>,
     /// Echo console lines to stdout.
     pub echo_console: bool,
+    /// Host PCI devices to pass through with VFIO (sysfs paths or PCI
+    /// addresses); a PCI bus is added only when this is not empty.
+    pub vfio: Vec<String>,
     /// The virtio-9p device and its bridge to the supervisor, if any.
     pub ninep: Option<NinePSpec>,
 }
