@@ -6,14 +6,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use coco_hive_config::HiveConfig;
 use coco_vmm::boot::image::{self, ImageSource};
 use coco_vmm::vm::builder::build_vm;
 use coco_vmm::vm::runner::{RunReport, block_stop_signals};
-use coco_vmm::vm::spec::{GuestKind, VmSpec};
+use coco_vmm::vm::spec::{GuestKind, NinePSpec, VmSpec};
 use coco_vmm::{bench, hive, host};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
 
 /// coco-vmm: a KVM hypervisor that boots coco's microkernel guests and runs
@@ -102,6 +104,41 @@ struct BootArgs {
     /// Do not echo the guest console to stdout.
     #[arg(long)]
     no_echo: bool,
+    /// Pass a host PCI device through with VFIO: its sysfs path or PCI address
+    /// (dddd:bb:dd.f or bb:dd.f), bound to vfio-pci; `,no-mmap` traps every BAR
+    /// access instead of mapping BARs into the guest. Repeatable.
+    #[arg(long, value_name = "DEVICE[,no-mmap]")]
+    vfio: Vec<String>,
+    /// Give the guest a virtio-9p device bridged to the 9P server on this
+    /// inherited stream socket (the hive supervisor passes it; internal).
+    #[arg(long, value_name = "FD")]
+    ninep_fd: Option<i32>,
+    /// The virtio-9p mount tag.
+    #[arg(
+        long,
+        value_name = "TAG",
+        default_value = "hive",
+        requires = "ninep_fd"
+    )]
+    ninep_tag: String,
+}
+
+/// Takes ownership of an inherited descriptor named on the command line.
+fn inherited_fd(fd: i32) -> Result<OwnedFd> {
+    if fd <= 2 {
+        bail!("--ninep-fd {fd}: standard streams cannot be the bridge");
+    }
+    // SAFETY: F_GETFD only queries the descriptor table.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        bail!("--ninep-fd {fd}: {}", std::io::Error::last_os_error());
+    }
+    // SAFETY: the descriptor is open (checked above) and this process was
+    // handed it to own; nothing else in coco-vmm knows its number, and it is
+    // taken exactly once, here, at startup.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: F_SETFD on a descriptor we own.
+    unsafe { libc::fcntl(owned.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
+    Ok(owned)
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -158,6 +195,10 @@ fn print_timings(report: &RunReport, format: TimingsFormat) -> Result<()> {
 }
 
 fn boot(args: BootArgs, origin: Instant) -> Result<u8> {
+    // Claim the inherited bridge before this process opens any descriptor of
+    // its own: a closed number would otherwise be reused (by the signalfd
+    // below) and then owned twice.
+    let bridge = args.ninep_fd.map(inherited_fd).transpose()?;
     // Block stop signals before any thread exists so every thread inherits it.
     let signals = block_stop_signals().context("blocking stop signals")?;
     let spec = VmSpec {
@@ -170,6 +211,11 @@ fn boot(args: BootArgs, origin: Instant) -> Result<u8> {
         vcpus: args.vcpus,
         console_log: args.console_log,
         echo_console: !args.no_echo,
+        ninep: bridge.map(|fd| NinePSpec {
+            bridge: Arc::new(fd),
+            mount_tag: args.ninep_tag,
+        }),
+        vfio: args.vfio,
     };
     let vm = build_vm(&spec, origin)
         .with_context(|| format!("cannot build VM {:?} from {}", spec.name, spec.kernel))?;

@@ -298,3 +298,48 @@ fn kernel_page_fault_is_reported_with_its_address() {
         "{console:?}"
     );
 }
+
+#[test]
+fn edu_test_without_a_pci_device_fails_with_its_own_status() {
+    // No --vfio: no PCI bus, so the guest's scan finds nothing (all-ones)
+    // and the test must say so and fail, not hang or pass.
+    let r = run(&[
+        "boot",
+        "--name",
+        "edu",
+        "--kernel",
+        KERNEL,
+        "--cmdline",
+        "coco.test=edu",
+    ]);
+    r.assert_no_panic();
+    assert_eq!(r.status, Some(0x72), "{}", r.stderr);
+    let console = r.console("edu");
+    assert_eq!(
+        console.last().map(String::as_str),
+        Some("edu: FAIL no 1234:11e8 on PCI bus 0"),
+        "{console:?}"
+    );
+}
+
+#[test]
+fn unknown_device_test_fails_with_its_own_status() {
+    let r = run(&[
+        "boot",
+        "--name",
+        "t",
+        "--kernel",
+        KERNEL,
+        "--cmdline",
+        "coco.test=nonsense",
+    ]);
+    r.assert_no_panic();
+    assert_eq!(r.status, Some(0x72), "{}", r.stderr);
+    assert!(
+        r.console("t")
+            .iter()
+            .any(|l| l == "test: unknown coco.test=nonsense"),
+        "{}",
+        r.stdout
+    );
+}

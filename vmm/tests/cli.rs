@@ -108,9 +108,9 @@ fn a_hive_runs_every_autostart_guest_and_reports_the_first_failure() {
         "hive.toml",
         format!(
             "[hive]\nname = \"pair\"\nstate_dir = \"{}\"\n\
-             [[guest]]\nname = \"a\"\nkind = \"coconut\"\nkernel = \"builtin:guest-kernel\"\n\
-             [[guest]]\nname = \"b\"\nkind = \"coconut\"\nkernel = \"builtin:guest-kernel\"\nvcpus = 2\n\
-             [[guest]]\nname = \"c\"\nkind = \"coconut\"\nkernel = \"builtin:guest-kernel\"\nautostart = false\n",
+             [[guest]]\nname = \"worker-1\"\nkind = \"coconut\"\nkernel = \"builtin:guest-kernel\"\n\
+             [[guest]]\nname = \"worker-2\"\nkind = \"coconut\"\nkernel = \"builtin:guest-kernel\"\nvcpus = 2\n\
+             [[guest]]\nname = \"worker-3\"\nkind = \"coconut\"\nkernel = \"builtin:guest-kernel\"\nautostart = false\n",
             dir.path().join("state").display()
         )
         .as_bytes(),
@@ -119,16 +119,19 @@ fn a_hive_runs_every_autostart_guest_and_reports_the_first_failure() {
     r.assert_no_panic();
     assert_eq!(r.status, Some(0), "{}\n{}", r.stdout, r.stderr);
     assert_eq!(
-        r.console("a").last().map(String::as_str),
+        r.console("worker-1").last().map(String::as_str),
         Some("kernel ready")
     );
     assert_eq!(
-        r.console("b").last().map(String::as_str),
+        r.console("worker-2").last().map(String::as_str),
         Some("kernel ready")
     );
-    assert!(r.console("c").is_empty(), "autostart = false must not boot");
-    assert!(dir.path().join("state/logs/a.console").exists());
-    assert!(dir.path().join("state/logs/b.console").exists());
+    assert!(
+        r.console("worker-3").is_empty(),
+        "autostart = false must not boot"
+    );
+    assert!(dir.path().join("state/logs/worker-1.console").exists());
+    assert!(dir.path().join("state/logs/worker-2.console").exists());
 }
 
 #[test]

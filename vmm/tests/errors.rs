@@ -175,3 +175,30 @@ fn binary_garbage_as_hive_toml() {
     assert_eq!(r.status, Some(1), "{}", r.stderr);
     assert!(r.stderr.contains("hive.toml:1:"), "{}", r.stderr);
 }
+
+#[test]
+fn vfio_argument_that_is_not_a_pci_address() {
+    let r = run(&[
+        "boot",
+        "--kernel",
+        "builtin:guest-kernel",
+        "--vfio",
+        "not-a-device",
+    ]);
+    assert_clean_failure(&r, "VFIO passthrough of not-a-device");
+    assert!(r.stderr.contains("not a PCI address"), "{}", r.stderr);
+}
+
+#[test]
+fn vfio_device_that_does_not_exist() {
+    // Domain ffff does not exist on any machine this runs on.
+    let r = run(&[
+        "boot",
+        "--kernel",
+        "builtin:guest-kernel",
+        "--vfio",
+        "ffff:ff:1f.7",
+    ]);
+    assert_clean_failure(&r, "VFIO passthrough of ffff:ff:1f.7");
+    assert!(r.stderr.contains("no such PCI device"), "{}", r.stderr);
+}

@@ -29,6 +29,7 @@ mod boot;
 mod bytes;
 mod cpu;
 mod devices;
+mod edu;
 mod ext2;
 mod frames;
 mod gdt;
@@ -39,6 +40,7 @@ mod loader;
 mod memmap;
 mod paging;
 mod panic;
+mod pci;
 mod physmem;
 mod pvh;
 mod report;
@@ -70,6 +72,9 @@ extern "C" fn kmain(start_info_phys: u32) -> ! {
 
     cpu::milestone(milestone::KERNEL_READY);
     out().s("kernel ready").nl();
+    if let Some(status) = edu::run_if_requested(u64::from(start_info_phys)) {
+        cpu::exit(status);
+    }
     match options.selftest {
         Some(Selftest::Panic) => panic!("selftest: deliberate kernel panic"),
         Some(Selftest::PageFault) => {

@@ -335,3 +335,35 @@ pub fn map_device_page(slot: usize, paddr: u64) -> u64 {
     cpu::invlpg(va);
     va
 }
+
+/// Maps `[paddr, paddr + len)` (device memory below 4 GiB: a BAR, the
+/// LAPIC) writable, uncached and no-execute through the direct map and
+/// returns its virtual address, or `None` past the direct map's reach.
+/// The 2 MiB pages it touches become uncached device mappings for good.
+///
+/// # Safety
+/// The range must not hold RAM the kernel reads through `map_phys` (its
+/// pages turn writable and uncached) and accesses must suit the device.
+pub unsafe fn map_mmio(paddr: u64, len: u64) -> Option<*mut u8> {
+    const CACHE_DISABLE: u64 = 1 << 4;
+    const WRITE_THROUGH: u64 = 1 << 3;
+    let end = paddr.checked_add(len)?;
+    if end > DIRECT_MAP_SIZE || len == 0 {
+        return None;
+    }
+    let pd = &raw mut direct_pd as *mut u64;
+    for frame in paddr / LARGE_PAGE_SIZE..=(end - 1) / LARGE_PAGE_SIZE {
+        let entry = (frame * LARGE_PAGE_SIZE)
+            | PRESENT
+            | WRITABLE
+            | LARGE
+            | CACHE_DISABLE
+            | WRITE_THROUGH
+            | NO_EXECUTE;
+        // SAFETY: frame < 2048 (checked against DIRECT_MAP_SIZE above); the
+        // kernel is single-threaded here; invlpg drops any stale entry.
+        unsafe { pd.add(frame as usize).write(entry) };
+        cpu::invlpg(DIRECT_MAP_BASE + frame * LARGE_PAGE_SIZE);
+    }
+    Some((DIRECT_MAP_BASE + paddr) as *mut u8)
+}

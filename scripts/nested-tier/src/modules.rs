@@ -11,11 +11,21 @@ use std::time::Duration;
 
 use crate::{Error, Result, elf, tool};
 
-/// The modules L1 needs for the first tenants: virtio-pci and 9p for the
-/// host share, and a hardware-style KVM. Their dependencies (virtio_ring,
-/// virtio, netfs, 9pnet, irqbypass, kvm, ccp, ...) come from `depends=`;
-/// built-in ones (Debian 6.12 builds virtio and virtio_pci in) are skipped.
-pub const L1_MODULES: &[&str] = &["virtio_pci", "9pnet_virtio", "9p", "kvm_amd"];
+/// The modules L1 needs for the tenants: virtio-pci and 9p for the host
+/// share, a hardware-style KVM, and VFIO (vfio-pci to hold the `edu`
+/// device, the type-1 IOMMU backend, which nothing `depends=` on because
+/// VFIO loads it on demand). Their dependencies (virtio_ring, virtio, netfs,
+/// 9pnet, irqbypass, kvm, ccp, vfio, vfio_pci_core, ...) come from
+/// `depends=`; built-in ones (Debian 6.12 builds virtio and virtio_pci in)
+/// are skipped.
+pub const L1_MODULES: &[&str] = &[
+    "virtio_pci",
+    "9pnet_virtio",
+    "9p",
+    "kvm_amd",
+    "vfio_iommu_type1",
+    "vfio_pci",
+];
 
 /// A module ready for `insmod`.
 #[derive(Debug, Clone)]

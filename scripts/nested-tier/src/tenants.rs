@@ -136,7 +136,12 @@ pub fn default_target_dir() -> PathBuf {
 
 /// The tenants the tier runs by default, in order.
 pub fn all(bins: &Binaries) -> Vec<Tenant> {
-    vec![boot_guest_kernel_on_kvm_amd(bins), boot_linux_l2(bins)]
+    vec![
+        boot_guest_kernel_on_kvm_amd(bins),
+        boot_linux_l2(bins),
+        vfio_edu(bins),
+        vfio_edu_trapped(bins),
+    ]
 }
 
 /// Tenants that test the harness itself (selected by name only, never by
@@ -324,6 +329,134 @@ fn check_linux_l2_boot(r: &InnerResult) -> Result<(), String> {
     }
 }
 
+/// The inner script of the `vfio-edu*` tenants (`$1` is coco-vmm, `$2`
+/// the `--vfio` options after the device): find QEMU's `edu` (1234:11e8)
+/// in L1, hand it to vfio-pci (unbind whatever holds it, `driver_override`,
+/// `drivers_probe`; a no-op when it already is), then boot guest-kernel
+/// with it passed through and `coco.test=edu`.
+pub const VFIO_EDU_SCRIPT: &str = r#"set -e
+dev=
+for d in /sys/bus/pci/devices/*; do
+  if [ "$(cat "$d/vendor")" = 0x1234 ] && [ "$(cat "$d/device")" = 0x11e8 ]; then
+    dev=${d##*/}
+  fi
+done
+if [ -z "$dev" ]; then echo "vfio-edu: no edu device (1234:11e8) in L1"; exit 3; fi
+sys=/sys/bus/pci/devices/$dev
+group=$(readlink "$sys/iommu_group") || { echo "vfio-edu: $dev has no IOMMU group"; exit 3; }
+bound=$(readlink "$sys/driver" || true)
+if [ "${bound##*/}" != vfio-pci ]; then
+  if [ -n "$bound" ]; then echo "$dev" > "$sys/driver/unbind"; fi
+  echo vfio-pci > "$sys/driver_override"
+  echo "$dev" > /sys/bus/pci/drivers_probe
+fi
+driver=$(readlink "$sys/driver") || { echo "vfio-edu: vfio-pci did not bind $dev"; exit 3; }
+echo "vfio-edu: $dev group ${group##*/} driver ${driver##*/}"
+exec "$1" boot --kernel builtin:guest-kernel --cmdline coco.test=edu --vfio "$dev$2" --timings json
+"#;
+
+/// Console lines the `edu` test must print, in order.
+pub const EDU_LINES: &[&str] = &[
+    "edu: id 0x10000ed",
+    "edu: liveness ok",
+    "edu: factorial 10! = 3628800",
+    "edu: dma ok 4095 bytes",
+    "edu: msi vector 0x45 received",
+    "edu: all tests passed",
+];
+
+/// `vfio-edu`: L1's `edu` bound to vfio-pci and passed through by
+/// coco-vmm (`--vfio`) to guest-kernel, whose `coco.test=edu` checks the
+/// registers, DMA both ways through the vIOMMU and an MSI into its LAPIC.
+pub fn vfio_edu(bins: &Binaries) -> Tenant {
+    Tenant {
+        test: edu_test(bins, "vfio-edu", ""),
+        about: "L1's QEMU edu device passed through with VFIO to guest-kernel: registers, DMA both ways, MSI",
+        check: check_vfio_edu,
+    }
+}
+
+/// `vfio-edu-trapped`: the same with `--vfio <dev>,no-mmap`, so BAR 0 is
+/// not a KVM memory slot but trapped and forwarded with pread/pwrite.
+pub fn vfio_edu_trapped(bins: &Binaries) -> Tenant {
+    Tenant {
+        test: edu_test(bins, "vfio-edu-trapped", ",no-mmap"),
+        about: "the same with BAR accesses trapped and forwarded with pread/pwrite (--vfio DEV,no-mmap)",
+        check: check_vfio_edu_trapped,
+    }
+}
+
+fn edu_test(bins: &Binaries, name: &str, options: &str) -> InnerTest {
+    let vmm = bins.coco_vmm.display().to_string();
+    InnerTest::new(
+        name,
+        [
+            "/bin/sh",
+            "-c",
+            VFIO_EDU_SCRIPT,
+            name,
+            vmm.as_str(),
+            options,
+        ],
+        Duration::from_secs(300),
+    )
+    .env("COCO_LOG", "info")
+    .env("NO_COLOR", "1")
+}
+
+fn check_vfio_edu(r: &InnerResult) -> Result<(), String> {
+    check_edu(r, "BAR 0 (1024 KiB) at 0xe0000000, KVM memory slot")
+}
+
+fn check_vfio_edu_trapped(r: &InnerResult) -> Result<(), String> {
+    check_edu(r, "BAR 0 (1024 KiB) at 0xe0000000, trapped")
+}
+
+fn check_edu(r: &InnerResult, bar_line: &str) -> Result<(), String> {
+    let c = console(r);
+    let mut missing = Vec::new();
+    let mut at = 0;
+    for line in EDU_LINES {
+        match c[at..].iter().position(|l| l == line) {
+            Some(p) => at += p + 1,
+            None => missing.push(format!("console (in order): {line:?}")),
+        }
+    }
+    if c.iter().any(|l| l.starts_with("edu: FAIL")) {
+        missing.push("no \"edu: FAIL\" line".into());
+    }
+    for (needle, what) in [
+        ("vfio-edu: ", "the script's device line"),
+        (bar_line, bar_line),
+        ("guest RAM mapped for DMA", "log: passed through"),
+        ("MSI enabled by the guest", "log: MSI enabled by the guest"),
+        ("KVM flavour: hardware KVM (AMD SVM)", "log: hardware KVM"),
+    ] {
+        if !r.output.iter().any(|l| l.contains(needle)) {
+            missing.push(what.into());
+        }
+    }
+    if r.output.iter().any(|l| l.contains("panicked")) {
+        missing.push("no panic in coco-vmm".into());
+    }
+    match timings(r) {
+        Ok(t) => {
+            if t["outcome"]["kind"] != "guest-exit" || t["outcome"]["status"] != 0 {
+                missing.push(format!(
+                    "outcome guest-exit status 0 (got {})",
+                    t["outcome"]
+                ));
+            }
+        }
+        Err(e) => missing.push(e),
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("missing or wrong: {}", missing.join("; ")))
+    }
+}
+
 /// The guest's console lines (`[guest] ` prefix removed).
 fn console(r: &InnerResult) -> Vec<&str> {
     r.output
@@ -456,4 +589,74 @@ fn timings(r: &InnerResult) -> Result<Value, String> {
         })
         .ok_or("no coco-timings line")?;
     serde_json::from_str(line).map_err(|e| format!("timings JSON: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The captured output of a passing `vfio-edu` run (trimmed).
+    fn passing() -> Vec<String> {
+        let mut out: Vec<String> = [
+            "vfio-edu: 0000:00:01.0 group 1 driver vfio-pci",
+            "INFO KVM flavour: hardware KVM (AMD SVM) guest=guest",
+            "INFO 0000:00:01.0: BAR 0 (1024 KiB) at 0xe0000000, KVM memory slot",
+            "INFO 0000:00:01.0: passed through (IOMMU group 1, guest RAM mapped for DMA, MSI offered on GSI 24)",
+            "[guest] kernel ready",
+            "INFO 0000:00:01.0: MSI enabled by the guest: address 0xfee00000 data 0x45 -> GSI 24",
+        ]
+        .map(String::from)
+        .to_vec();
+        out.extend(EDU_LINES.iter().map(|l| format!("[guest] {l}")));
+        out.push(
+            r#"coco-timings {"guest":"guest","outcome":{"kind":"guest-exit","status":0},"milestones":[],"exit_us":1}"#
+                .into(),
+        );
+        out
+    }
+
+    fn result(output: Vec<String>) -> InnerResult {
+        InnerResult {
+            name: "vfio-edu".into(),
+            rc: Some(0),
+            output,
+            duration: Duration::from_secs(1),
+            problem: None,
+        }
+    }
+
+    #[test]
+    fn vfio_edu_check_accepts_a_full_run() {
+        assert_eq!(check_vfio_edu(&result(passing())), Ok(()));
+    }
+
+    #[test]
+    fn vfio_edu_check_names_what_is_missing() {
+        let no_msi: Vec<String> = passing()
+            .into_iter()
+            .filter(|l| !l.contains("msi vector"))
+            .collect();
+        let err = check_vfio_edu(&result(no_msi)).unwrap_err();
+        assert!(err.contains("edu: msi vector 0x45 received"), "{err}");
+
+        let mut failed = passing();
+        failed.insert(5, "[guest] edu: FAIL DMA data mismatch".into());
+        let err = check_vfio_edu(&result(failed)).unwrap_err();
+        assert!(err.contains("edu: FAIL"), "{err}");
+
+        let mut reordered = passing();
+        let dma = reordered.iter().position(|l| l.contains("dma ok")).unwrap();
+        let line = reordered.remove(dma);
+        reordered.insert(4, line);
+        let err = check_vfio_edu(&result(reordered)).unwrap_err();
+        assert!(err.contains("dma ok"), "{err}");
+
+        let trapped: Vec<String> = passing()
+            .into_iter()
+            .map(|l| l.replace("KVM memory slot", "trapped"))
+            .collect();
+        assert!(check_vfio_edu(&result(trapped.clone())).is_err());
+        assert_eq!(check_vfio_edu_trapped(&result(trapped)), Ok(()));
+        assert!(check_vfio_edu_trapped(&result(passing())).is_err());
+    }
 }

@@ -44,6 +44,7 @@
 // languages' handlers, generated text, and the locked state.
 mod build;
 mod gpu;
+mod guests;
 mod queen;
 mod render;
 mod state;

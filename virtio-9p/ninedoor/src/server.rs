@@ -39,6 +39,17 @@ impl SessionFactory {
         Session::new(self.hive.clone(), Peer::Local, binding, self.stats.clone())
     }
 
+    /// A session for guest `guest`'s virtio-9p bridge: its identity is
+    /// fixed by the supervisor, whatever the guest sends at attach.
+    pub fn guest_session(&self, guest: &str, identity: crate::identity::Identity) -> Session {
+        Session::new(
+            self.hive.clone(),
+            Peer::Guest(guest.to_owned()),
+            Binding::Bound(identity),
+            self.stats.clone(),
+        )
+    }
+
     /// Counters over every session this factory made.
     pub fn stats(&self) -> &SessionStats {
         &self.stats

@@ -311,7 +311,11 @@ impl Session {
 
     fn identity_for(&self, uname: &str, aname: &str) -> Result<(Identity, Option<Ticket>), Errno> {
         if let Binding::Bound(bound) = &self.binding {
-            if uname != bound.uname() {
+            // A client that names no one (Linux v9fs sends its default
+            // "nobody" unless mounted with uname=) gets the bound identity;
+            // naming anyone else is refused.
+            let anonymous = uname.is_empty() || uname == "nobody";
+            if uname != bound.uname() && !anonymous {
                 self.hive.audit(&format!(
                     "denied attach: {} is bound to {} and tried to attach as {uname:?}",
                     self.peer,

@@ -308,6 +308,14 @@ pub enum ErrorKind {
         reason: &'static str,
     },
 
+    /// A `vfio` list that is too long, or an entry that is empty, too long or
+    /// has characters a device name never has.
+    #[error("{reason}")]
+    InvalidVfio {
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// A `cmdline` longer than [`MAX_CMDLINE_BYTES`](crate::MAX_CMDLINE_BYTES) or
     /// containing a NUL, CR or LF.
     #[error("{reason}")]

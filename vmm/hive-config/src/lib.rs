@@ -53,6 +53,7 @@
 //! | `vcpus` | integer | no | `1` | Number of vCPUs, 1 to 254 (APIC ids are 8 bits; the IOAPIC takes the next id). |
 //! | `role` | string | no | `"worker-heartbeat"` | Control-plane role: `"queen"`, `"worker-heartbeat"` or `"worker-gpu"`. See [`Role`]. |
 //! | `autostart` | boolean | no | `true` | Boot the guest when the hive starts; `false` = only when a `spawn` asks for it. |
+//! | `vfio` | array of strings | no | `[]` | Host PCI devices to pass through with VFIO (`coco-vmm boot --vfio`): a PCI address (`"0000:01:00.0"`, `"01:00.0"`) or sysfs device path, optionally with `",no-mmap"`. At most 8, each 1 to 256 characters of `A-Za-z0-9:./,_-`. The device is checked when the guest boots, not here. |
 //!
 //! ## Names
 //!
@@ -78,7 +79,7 @@
 //! Display of a [`ConfigError`], one line per problem:
 //! ```text
 //! hive.toml:12:9: guest[1].vcpus: must be between 1 and 254, got 0
-//! hive.toml:14:1: unknown key `vcpu` in guest[1] (expected one of: name, kind, kernel, initrd, cmdline, memory_mib, vcpus, role, autostart)
+//! hive.toml:14:1: unknown key `vcpu` in guest[1] (expected one of: name, kind, kernel, initrd, cmdline, memory_mib, vcpus, role, autostart, vfio)
 //! hive.toml:5:10: guest[0].kernel: file not found: /etc/coco/vmlinuz
 //! hive.toml:3:8: TOML syntax error: invalid basic string, expected `"`
 //! hive.toml: cannot read: No such file or directory
@@ -120,6 +121,10 @@ pub const BUILTIN_PREFIX: &str = "builtin:";
 pub const MAX_GUESTS: usize = 64;
 /// Longest hive or guest name, in characters.
 pub const MAX_NAME_LEN: usize = 32;
+/// Most `vfio` devices per guest.
+pub const MAX_VFIO_DEVICES: usize = 8;
+/// Longest `vfio` entry, in bytes.
+pub const MAX_VFIO_BYTES: usize = 256;
 /// Longest `cmdline`, in bytes.
 pub const MAX_CMDLINE_BYTES: usize = 2048;
 /// Smallest `memory_mib`.
@@ -278,6 +283,9 @@ pub struct GuestConfig {
     pub role: Role,
     /// `autostart`: boot with the hive (default `true`); `false` = only on `spawn`.
     pub autostart: bool,
+    /// `vfio`: host PCI devices passed through with VFIO (default none), at most
+    /// [`MAX_VFIO_DEVICES`]; given to `coco-vmm boot --vfio` as written.
+    pub vfio: Vec<String>,
     /// Where the guest's table starts in the config (its `[[guest]]` header), so later
     /// errors about this guest (e.g. the VMM finding the kernel is not of `kind`) can
     /// point at it. `None` for guests not read from a config.
@@ -298,6 +306,7 @@ impl GuestConfig {
             memory_mib: DEFAULT_MEMORY_MIB,
             vcpus: DEFAULT_VCPUS,
             role: Role::default(),
+            vfio: Vec::new(),
             autostart: true,
             defined_at: None,
         }
@@ -469,7 +478,7 @@ mod ser {
 
     impl Serialize for GuestConfig {
         fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            let mut st = s.serialize_struct("guest", 9)?;
+            let mut st = s.serialize_struct("guest", 10)?;
             st.serialize_field("name", &self.name)?;
             st.serialize_field("kind", &self.kind)?;
             st.serialize_field("kernel", &self.kernel)?;
@@ -481,6 +490,9 @@ mod ser {
             st.serialize_field("vcpus", &self.vcpus)?;
             st.serialize_field("role", &self.role)?;
             st.serialize_field("autostart", &self.autostart)?;
+            if !self.vfio.is_empty() {
+                st.serialize_field("vfio", &self.vfio)?;
+            }
             st.end()
         }
     }

@@ -18,7 +18,8 @@ use crate::error::ErrorKind;
 use crate::{
     BUILTIN_PREFIX, ConfigError, ConfigOrigin, DEFAULT_MEMORY_MIB, DEFAULT_VCPUS, GuestConfig,
     GuestKind, HiveConfig, ImageSource, Location, MAX_CMDLINE_BYTES, MAX_CONFIG_BYTES, MAX_GUESTS,
-    MAX_MEMORY_MIB, MAX_REPORTED_ERRORS, MAX_VCPUS, MIN_MEMORY_MIB, MIN_VCPUS, Role, validate_name,
+    MAX_MEMORY_MIB, MAX_REPORTED_ERRORS, MAX_VCPUS, MAX_VFIO_BYTES, MAX_VFIO_DEVICES,
+    MIN_MEMORY_MIB, MIN_VCPUS, Role, validate_name,
 };
 
 const TOP_KEYS: &[&str] = &["hive", "guest"];
@@ -33,6 +34,7 @@ const GUEST_KEYS: &[&str] = &[
     "vcpus",
     "role",
     "autostart",
+    "vfio",
 ];
 
 /// Longest key segment kept verbatim in a key path; longer ones are shortened.
@@ -362,6 +364,7 @@ impl Validator<'_> {
         });
         let role = get(table, "role").map(|v| self.word::<Role>(v, key_path(p, "role")));
         let autostart = get(table, "autostart").map(|v| self.boolean(v, key_path(p, "autostart")));
+        let vfio = get(table, "vfio").map(|v| self.vfio(v, key_path(p, "vfio")));
 
         if self.errors.len() != errors_before {
             return None;
@@ -379,6 +382,7 @@ impl Validator<'_> {
             vcpus: vcpus.unwrap_or(Some(DEFAULT_VCPUS))?,
             role: role.unwrap_or(Some(Role::default()))?,
             autostart: autostart.unwrap_or(Some(true))?,
+            vfio: vfio.unwrap_or(Some(Vec::new()))?,
             defined_at: Some(locate(self.text, header.start)),
         })
     }
@@ -531,6 +535,46 @@ impl Validator<'_> {
         };
         self.err(v.span(), key, ErrorKind::InvalidCmdline { reason });
         None
+    }
+
+    /// `vfio`: an array of device names (checked for shape only; the VMM
+    /// finds out whether the device exists when the guest boots).
+    fn vfio(&mut self, v: &Value<'_>, key: String) -> Option<Vec<String>> {
+        let DeValue::Array(array) = v.get_ref() else {
+            self.err(
+                v.span(),
+                key,
+                ErrorKind::WrongType {
+                    expected: "an array of strings",
+                    found: type_name(v.get_ref()),
+                },
+            );
+            return None;
+        };
+        if array.len() > MAX_VFIO_DEVICES {
+            let reason = format!("at most {MAX_VFIO_DEVICES} devices, got {}", array.len());
+            self.err(v.span(), key, ErrorKind::InvalidVfio { reason });
+            return None;
+        }
+        let errors_before = self.errors.len();
+        let mut out = Vec::new();
+        for (i, item) in array.iter().enumerate() {
+            let item_key = format!("{key}[{i}]");
+            let Some(s) = self.string(item, item_key.clone()) else {
+                continue;
+            };
+            let ok_char = |c: char| c.is_ascii_alphanumeric() || ":./,_-".contains(c);
+            let reason = if s.is_empty() || s.len() > MAX_VFIO_BYTES {
+                format!("must be 1 to {MAX_VFIO_BYTES} bytes, got {}", s.len())
+            } else if let Some(c) = s.chars().find(|c| !ok_char(*c)) {
+                format!("{c:?} never appears in a PCI address or sysfs path")
+            } else {
+                out.push(s.to_owned());
+                continue;
+            };
+            self.err(item.span(), item_key, ErrorKind::InvalidVfio { reason });
+        }
+        (self.errors.len() == errors_before).then_some(out)
     }
 
     /// A string used as a path: not empty, no NUL.

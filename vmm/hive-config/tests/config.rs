@@ -273,7 +273,7 @@ fn unknown_guest_key() {
     assert_eq!(
         e.to_string(),
         "hive.toml:8:1: unknown key `vcpu` in guest[0] (expected one of: name, kind, kernel, \
-         initrd, cmdline, memory_mib, vcpus, role, autostart)"
+         initrd, cmdline, memory_mib, vcpus, role, autostart, vfio)"
     );
     // Nested tables are unknown keys too, and odd keys are quoted in the key path.
     let e = err(&guest_with("\"a b\".c = 1"));
@@ -581,6 +581,54 @@ fn cmdline_rules() {
 }
 
 #[test]
+fn vfio_devices_are_kept_as_written() {
+    let ok = parse(&guest_with(
+        r#"vfio = ["0000:01:00.0", "02:00.0,no-mmap", "/sys/bus/pci/devices/0000:03:00.0"]"#,
+    ))
+    .unwrap();
+    assert_eq!(
+        ok.guests[0].vfio,
+        [
+            "0000:01:00.0",
+            "02:00.0,no-mmap",
+            "/sys/bus/pci/devices/0000:03:00.0"
+        ]
+    );
+    assert!(parse(MIN).unwrap().guests[0].vfio.is_empty());
+}
+
+#[test]
+fn bad_vfio_lists() {
+    let e = err(&guest_with(r#"vfio = "0000:01:00.0""#));
+    assert_at(&e, 8, 8, "guest[0].vfio");
+    assert!(matches!(e.kind(), ErrorKind::WrongType { .. }), "{e}");
+    let e = err(&guest_with(r#"vfio = ["01:00.0", 3]"#));
+    assert_at(&e, 8, 20, "guest[0].vfio[1]");
+    assert!(matches!(e.kind(), ErrorKind::WrongType { .. }), "{e}");
+    let e = err(&guest_with(r#"vfio = ["01:00.0; rm -rf /"]"#));
+    assert_at(&e, 8, 9, "guest[0].vfio[0]");
+    assert!(matches!(e.kind(), ErrorKind::InvalidVfio { .. }), "{e}");
+    assert!(
+        e.to_string()
+            .ends_with("';' never appears in a PCI address or sysfs path"),
+        "{e}"
+    );
+    let e = err(&guest_with(r#"vfio = [""]"#));
+    assert!(
+        e.to_string().ends_with("must be 1 to 256 bytes, got 0"),
+        "{e}"
+    );
+    let long = format!("vfio = [\"{}\"]", "a".repeat(257));
+    assert!(matches!(
+        err(&guest_with(&long)).kind(),
+        ErrorKind::InvalidVfio { .. }
+    ));
+    let nine = format!("vfio = [{}]", ["\"01:00.0\""; 9].join(", "));
+    let e = err(&guest_with(&nine));
+    assert!(e.to_string().ends_with("at most 8 devices, got 9"), "{e}");
+}
+
+#[test]
 fn unknown_kind_and_role() {
     let e = err(&MIN.replace("\"coconut\"", "\"windows\""));
     assert_at(&e, 6, 8, "guest[0].kind");
@@ -746,7 +794,7 @@ fn serialized_config_loads_back() {
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join("k"), b"").unwrap();
     let text = MIN.replace("name = \"demo\"", "name = \"demo\"\nstate_dir = \"s\"")
-        + "initrd = \"k\"\ncmdline = \"a b\"\n";
+        + "initrd = \"k\"\ncmdline = \"a b\"\nvfio = [\"01:00.0\"]\n";
     let hive = parse_in(&text, dir.path()).unwrap();
     let written = toml::to_string(&hive).unwrap();
     let again = parse_in(&written, Path::new("/elsewhere")).unwrap();

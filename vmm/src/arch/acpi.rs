@@ -16,7 +16,7 @@
 //! no RSDT field.
 
 use acpi_tables::Aml;
-use acpi_tables::aml::{Device, EISAName, IO, Interrupt, Name, ResourceTemplate};
+use acpi_tables::aml::{Device, EISAName, IO, Interrupt, Memory32Fixed, Name, ResourceTemplate};
 use acpi_tables::fadt::{FADTBuilder, Flags};
 use acpi_tables::sdt::Sdt;
 
@@ -108,9 +108,46 @@ fn com1_aml() -> Vec<u8> {
     aml
 }
 
-fn dsdt() -> Vec<u8> {
+/// A virtio-mmio window the DSDT announces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VirtioWindow {
+    /// Guest-physical base of the 4 KiB window.
+    pub base: u32,
+    /// Its GSI (edge, active high, through the irqfd).
+    pub gsi: u32,
+}
+
+/// AML of `\_SB_.Vnn`: a virtio-mmio window as QEMU microvm and Firecracker
+/// describe it (`LNRO0005`), which is how Debian's stock kernel — built
+/// without `virtio_mmio.device=` command-line discovery — finds it.
+fn virtio_aml(index: usize, window: &VirtioWindow) -> Vec<u8> {
+    let mut aml = Vec::new();
+    let uid = index as u32;
+    Device::new(
+        format!("_SB_.V{index:03}").as_str().into(),
+        vec![
+            &Name::new("_HID".into(), &"LNRO0005"),
+            &Name::new("_UID".into(), &uid),
+            &Name::new("_CCA".into(), &acpi_tables::aml::ONE),
+            &Name::new(
+                "_CRS".into(),
+                &ResourceTemplate::new(vec![
+                    &Memory32Fixed::new(true, window.base, 0x1000),
+                    &Interrupt::new(true, true, false, false, window.gsi),
+                ]),
+            ),
+        ],
+    )
+    .to_aml_bytes(&mut aml);
+    aml
+}
+
+fn dsdt(virtio: &[VirtioWindow]) -> Vec<u8> {
     let mut t = table(b"DSDT", 2);
     t.append_slice(&com1_aml());
+    for (i, w) in virtio.iter().enumerate() {
+        t.append_slice(&virtio_aml(i, w));
+    }
     t.update_checksum();
     t.as_slice().to_vec()
 }
@@ -180,8 +217,14 @@ fn rsdp(rsdt_addr: u64, xsdt_addr: u64) -> [u8; RSDP_LEN] {
     r
 }
 
-/// Builds every table for a machine with `vcpus` processors.
+/// Builds every table for a machine with `vcpus` processors and no virtio devices.
 pub fn build(vcpus: u8) -> Result<AcpiTables, AcpiError> {
+    build_with(vcpus, &[])
+}
+
+/// Builds every table for a machine with `vcpus` processors whose DSDT
+/// announces the `virtio` windows.
+pub fn build_with(vcpus: u8, virtio: &[VirtioWindow]) -> Result<AcpiTables, AcpiError> {
     if vcpus == 0 {
         return Err(AcpiError::NoVcpus);
     }
@@ -193,7 +236,7 @@ pub fn build(vcpus: u8) -> Result<AcpiTables, AcpiError> {
         blob.resize(align16(blob.len()), 0);
         ACPI_START + at as u64
     };
-    let dsdt_addr = place(&dsdt(), &mut blob);
+    let dsdt_addr = place(&dsdt(virtio), &mut blob);
     let fadt_addr = place(&fadt(dsdt_addr), &mut blob);
     let madt_addr = place(&madt(vcpus), &mut blob);
     let entries = [fadt_addr, madt_addr];
@@ -262,6 +305,53 @@ mod tests {
         assert!(has(&[0x89, 0x06, 0x00, 0x03, 0x01, 0x04, 0x00, 0x00, 0x00]));
         // IO descriptor: decode16, 0x3f8..0x3f8, 8 ports.
         assert!(has(&[0x47, 0x01, 0xf8, 0x03, 0xf8, 0x03, 0x00, 0x08]));
+    }
+
+    #[test]
+    fn dsdt_announces_each_virtio_window_as_lnro0005_with_its_memory_and_gsi() {
+        let windows = [
+            VirtioWindow {
+                base: 0xd000_0000,
+                gsi: 5,
+            },
+            VirtioWindow {
+                base: 0xd000_1000,
+                gsi: 6,
+            },
+        ];
+        let blob = build_with(1, &windows).unwrap().bytes;
+        let fadt = table_at(&blob, u64_at(table_at(&blob, u64_at(&blob, 24)), 36));
+        let dsdt = table_at(&blob, u64_at(fadt, 140));
+        let body = &dsdt[36..];
+        let count = |needle: &[u8]| body.windows(needle.len()).filter(|w| *w == needle).count();
+        assert_eq!(count(b"LNRO0005\0"), 2);
+        assert_eq!(count(b"V000"), 1);
+        assert_eq!(count(b"V001"), 1);
+        // Memory32Fixed, read-write, base 0xd0000000 / 0xd0001000, length 0x1000.
+        assert_eq!(
+            count(&[
+                0x86, 0x09, 0x00, 0x01, 0x00, 0x00, 0x00, 0xd0, 0x00, 0x10, 0x00, 0x00
+            ]),
+            1
+        );
+        assert_eq!(
+            count(&[
+                0x86, 0x09, 0x00, 0x01, 0x00, 0x10, 0x00, 0xd0, 0x00, 0x10, 0x00, 0x00
+            ]),
+            1
+        );
+        // Extended IRQ descriptors for GSI 5 and 6.
+        assert_eq!(
+            count(&[0x89, 0x06, 0x00, 0x03, 0x01, 0x05, 0x00, 0x00, 0x00]),
+            1
+        );
+        assert_eq!(
+            count(&[0x89, 0x06, 0x00, 0x03, 0x01, 0x06, 0x00, 0x00, 0x00]),
+            1
+        );
+        // And no virtio device without windows.
+        let plain = build(1).unwrap().bytes;
+        assert!(!plain.windows(8).any(|w| w == b"LNRO0005"));
     }
 
     #[test]

@@ -67,6 +67,8 @@ pub const MMIO_HOLE_END: u64 = 0x1_0000_0000;
 pub const VIRTIO_MMIO_BASE: u64 = 0xd000_0000;
 /// Size of one virtio-mmio window.
 pub const VIRTIO_MMIO_SIZE: u64 = 0x1000;
+/// GSI of virtio-mmio window 0; window n uses `VIRTIO_MMIO_GSI_BASE + n`.
+pub const VIRTIO_MMIO_GSI_BASE: u32 = 5;
 /// The IOAPIC's MMIO base.
 pub const IOAPIC_BASE: u64 = 0xfec0_0000;
 /// The local APICs' MMIO base.

@@ -11,4 +11,7 @@ pub mod bus;
 pub mod debug_exit;
 pub mod i8042;
 pub mod ignored;
+pub mod pci;
 pub mod serial;
+pub mod vfio;
+pub mod virtio9p;

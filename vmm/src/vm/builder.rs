@@ -12,15 +12,16 @@ use kvm_bindings::{
     CpuId, KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY, Msrs, kvm_msr_entry, kvm_pit_config,
     kvm_userspace_memory_region,
 };
-use kvm_ioctls::{Cap, Kvm, VcpuFd, VmFd};
+use kvm_ioctls::{Cap, IoEventAddress, Kvm, NoDatamatch, VcpuFd, VmFd};
 use tracing::{debug, info};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 use vmm_sys_util::eventfd::EventFd;
 
-use crate::arch::acpi::{self, AcpiError, AcpiTables};
+use crate::arch::acpi::{self, AcpiError, AcpiTables, VirtioWindow};
 use crate::arch::cpuid::{self, CpuidPolicy};
 use crate::arch::layout::{
     BOOT_GDT, BOOT_PML4, KVM_IDENTITY_MAP, KVM_TSS, LayoutError, MIB, MemoryLayout,
+    VIRTIO_MMIO_BASE, VIRTIO_MMIO_GSI_BASE, VIRTIO_MMIO_SIZE,
 };
 use crate::arch::{msr, regs};
 use crate::boot::image::{self, ImageError};
@@ -31,10 +32,19 @@ use crate::devices::bus::{Bus, BusError};
 use crate::devices::debug_exit::DebugExit;
 use crate::devices::i8042::I8042;
 use crate::devices::ignored::Ignored;
+use crate::devices::pci::bars::BarAllocator;
+use crate::devices::pci::host_bridge::HostBridge;
+use crate::devices::pci::root::{CONFIG_ADDRESS_PORT, CONFIG_PORTS_LEN, PciRoot, PlugError};
 use crate::devices::serial::{Console, IrqTrigger, SerialDevice};
+use crate::devices::vfio::VfioError;
+use crate::devices::vfio::host::parse_device_arg;
+use crate::devices::vfio::passthrough::{AttachContext, VfioPci};
+use crate::devices::virtio9p::{self, NinePDevice, NinePEvents};
 use crate::kvm_flavour::KvmFlavour;
 use crate::vm::control::VmControl;
-use crate::vm::spec::{GuestKind, VmSpec};
+use crate::vm::irq_routes::GsiRoutes;
+use crate::vm::spec::{GuestKind, NinePSpec, VmSpec};
+use coco_virtio9p::Interrupt;
 
 /// GSI of COM1.
 pub const COM1_GSI: u32 = 4;
@@ -102,6 +112,17 @@ pub enum BuildError {
     /// Devices overlap.
     #[error("device layout: {0}")]
     Bus(#[from] BusError),
+    /// A VFIO device could not be passed through.
+    #[error("VFIO passthrough of {device}")]
+    Vfio {
+        /// The `--vfio` argument.
+        device: String,
+        /// Why.
+        source: VfioError,
+    },
+    /// The PCI bus is full.
+    #[error("PCI: {0}")]
+    Pci(#[from] PlugError),
     /// KVM accepted fewer MSRs than given.
     #[error("KVM refused MSR {0:#x}")]
     Msr(u32),
@@ -129,7 +150,7 @@ pub struct Vm {
     /// The command line the guest received.
     pub cmdline: String,
     pub(crate) _kvm: Kvm,
-    pub(crate) vm_fd: VmFd,
+    pub(crate) vm_fd: Arc<VmFd>,
     pub(crate) memory: GuestMemoryMmap,
     pub(crate) vcpus: Vec<VcpuFd>,
     pub(crate) pio: Bus,
@@ -138,6 +159,20 @@ pub struct Vm {
     pub(crate) serial: Arc<Mutex<SerialDevice>>,
     pub(crate) milestones: Arc<Mutex<Vec<Milestone>>>,
     pub(crate) origin: Instant,
+    /// Device event sources the VM's event loop must watch.
+    pub(crate) subscribers: Vec<Arc<Mutex<NinePEvents>>>,
+}
+
+/// The virtio-mmio windows a spec gets, in order (today: the 9P device only).
+pub fn virtio_windows(spec: &VmSpec) -> Vec<VirtioWindow> {
+    spec.ninep
+        .iter()
+        .enumerate()
+        .map(|(i, _)| VirtioWindow {
+            base: (VIRTIO_MMIO_BASE + i as u64 * VIRTIO_MMIO_SIZE) as u32,
+            gsi: VIRTIO_MMIO_GSI_BASE + i as u32,
+        })
+        .collect()
 }
 
 /// The command line the guest kernel gets. Coconut: the VMM's options
@@ -163,6 +198,11 @@ pub fn guest_cmdline(spec: &VmSpec, flavour: KvmFlavour, tsc_khz: Option<u32>) -
     );
     if let Some(khz) = tsc_khz.filter(|&k| k > 0) {
         line.push_str(&format!(" {}={khz}", abi_cmdline::TSC_KHZ));
+    }
+    // guest-kernel reads its virtio-mmio windows from the command line
+    // (Linux finds them in the DSDT instead).
+    for w in virtio_windows(spec) {
+        line.push_str(&format!(" virtio_mmio.device=4K@{:#x}:{}", w.base, w.gsi));
     }
     if !spec.cmdline.trim().is_empty() {
         line.push(' ');
@@ -198,8 +238,12 @@ fn register_memory(vm_fd: &VmFd, memory: &GuestMemoryMmap) -> Result<(), BuildEr
     Ok(())
 }
 
-fn write_platform_tables(memory: &GuestMemoryMmap, vcpus: u8) -> Result<AcpiTables, BuildError> {
-    let tables = acpi::build(vcpus)?;
+fn write_platform_tables(
+    memory: &GuestMemoryMmap,
+    vcpus: u8,
+    virtio: &[VirtioWindow],
+) -> Result<AcpiTables, BuildError> {
+    let tables = acpi::build_with(vcpus, virtio)?;
     memory
         .write_slice(&tables.bytes, GuestAddress(AcpiTables::base()))
         .map_err(|e| BuildError::Memory(format!("writing ACPI tables: {e}")))?;
@@ -291,6 +335,54 @@ fn create_devices(
         serial,
         milestones,
     })
+}
+
+/// The PCI bus, when the spec passes devices through: the host bridge at
+/// 00:00.0, then each VFIO device in the order given (00:01.0, ...).
+fn attach_pci(
+    spec: &VmSpec,
+    vm_fd: &Arc<VmFd>,
+    memory: &GuestMemoryMmap,
+    devices: &mut Devices,
+) -> Result<(), BuildError> {
+    if spec.vfio.is_empty() {
+        return Ok(());
+    }
+    let mut root = PciRoot::default();
+    root.plug(0, Arc::new(Mutex::new(HostBridge::default())))?;
+    let routes = Arc::new(GsiRoutes::new(vm_fd.clone()));
+    let mut bars = BarAllocator::default();
+    // RAM uses the first slots (one per region); BARs go after them.
+    let mut next_slot = memory.num_regions() as u32;
+    for arg in &spec.vfio {
+        let vfio_err = |source| BuildError::Vfio {
+            device: arg.clone(),
+            source,
+        };
+        let parsed = parse_device_arg(arg).map_err(vfio_err)?;
+        let bdf = parsed.bdf;
+        let device = VfioPci::attach(
+            bdf,
+            AttachContext {
+                memory,
+                routes: routes.clone(),
+                bars: &mut bars,
+                mmio: &mut devices.mmio,
+                next_slot: &mut next_slot,
+                no_mmap: parsed.no_mmap,
+            },
+        )
+        .map_err(vfio_err)?;
+        let slot = root.plug_next(Arc::new(Mutex::new(device)))?;
+        info!(guest = %spec.name, "PCI 00:{slot:02x}.0: VFIO {bdf}");
+    }
+    devices.pio.insert(
+        CONFIG_ADDRESS_PORT,
+        CONFIG_PORTS_LEN,
+        "pci-config",
+        Arc::new(Mutex::new(root)),
+    )?;
+    Ok(())
 }
 
 /// LAPIC LVT LINT0 as ExtINT and LINT1 as NMI, as PC firmware leaves them,
@@ -430,7 +522,7 @@ fn load_linux(
         )?),
         None => None,
     };
-    write_platform_tables(memory, spec.vcpus)?;
+    write_platform_tables(memory, spec.vcpus, &virtio_windows(spec))?;
     let zero_page = linux::write_boot_info(
         memory,
         &loaded.header,
@@ -480,7 +572,7 @@ pub fn build_vm(spec: &VmSpec, origin: Instant) -> Result<Vm, BuildError> {
 
     let kvm = Kvm::new().map_err(BuildError::OpenKvm)?;
     check_kvm(&kvm)?;
-    let vm_fd = kvm.create_vm().map_err(kvm_step("creating the VM"))?;
+    let vm_fd = Arc::new(kvm.create_vm().map_err(kvm_step("creating the VM"))?);
     vm_fd
         .set_tss_address(KVM_TSS as usize)
         .map_err(kvm_step("KVM_SET_TSS_ADDR"))?;
@@ -511,7 +603,7 @@ pub fn build_vm(spec: &VmSpec, origin: Instant) -> Result<Vm, BuildError> {
     } else {
         let kernel_info = pvh::load_kernel(&memory, &layout, &mut kernel)?;
         let placed = pvh::place_modules(&memory, &layout, kernel_info.end, &mut modules)?;
-        write_platform_tables(&memory, spec.vcpus)?;
+        write_platform_tables(&memory, spec.vcpus, &virtio_windows(spec))?;
         let start_info = pvh::write_boot_info(
             &memory,
             &cmdline,
@@ -535,7 +627,19 @@ pub fn build_vm(spec: &VmSpec, origin: Instant) -> Result<Vm, BuildError> {
         what: "creating the stop event".into(),
         source,
     })?);
-    let devices = create_devices(spec, &vm_fd, &control, origin)?;
+    let mut devices = create_devices(spec, &vm_fd, &control, origin)?;
+    attach_pci(spec, &vm_fd, &memory, &mut devices)?;
+    let mut subscribers = Vec::new();
+    if let (Some(ninep), Some(window)) = (&spec.ninep, virtio_windows(spec).first()) {
+        subscribers.push(attach_virtio9p(
+            spec,
+            ninep,
+            window,
+            &vm_fd,
+            &memory,
+            &mut devices.mmio,
+        )?);
+    }
     if let Some(bsp) = vcpus.first() {
         set_boot_regs(bsp, boot)?;
     }
@@ -554,7 +658,67 @@ pub fn build_vm(spec: &VmSpec, origin: Instant) -> Result<Vm, BuildError> {
         serial: devices.serial,
         milestones: devices.milestones,
         origin,
+        subscribers,
     })
+}
+
+/// The virtio-9p step: the device in its window, its interrupt as an irqfd
+/// on the window's GSI, `QueueNotify` as an ioeventfd, and the event source
+/// that carries frames to and from the supervisor.
+fn attach_virtio9p(
+    spec: &VmSpec,
+    ninep: &NinePSpec,
+    window: &VirtioWindow,
+    vm_fd: &VmFd,
+    memory: &GuestMemoryMmap,
+    mmio: &mut Bus,
+) -> Result<Arc<Mutex<NinePEvents>>, BuildError> {
+    let io = |what: &str| {
+        let what = format!("virtio-9p: {what}");
+        move |source| BuildError::Io { what, source }
+    };
+    let bridge = ninep
+        .bridge
+        .try_clone()
+        .and_then(virtio9p::bridge_from_fd)
+        .map_err(io("the bridge descriptor"))?;
+    let reader = bridge
+        .try_clone()
+        .map_err(io("cloning the bridge socket"))?;
+    let irqfd = EventFd::new(libc::EFD_NONBLOCK).map_err(io("creating the irqfd"))?;
+    vm_fd
+        .register_irqfd(&irqfd, window.gsi)
+        .map_err(kvm_step("registering the virtio-9p irqfd"))?;
+    let notify = EventFd::new(libc::EFD_NONBLOCK).map_err(io("creating the ioeventfd"))?;
+    let base = u64::from(window.base);
+    vm_fd
+        .register_ioevent(
+            &notify,
+            &IoEventAddress::Mmio(base + virtio9p::NOTIFY_OFFSET),
+            NoDatamatch,
+        )
+        .map_err(kvm_step("registering the virtio-9p ioeventfd"))?;
+    let irq = Arc::new(Interrupt::new(Box::new(move || {
+        // A full eventfd counter still means "interrupt pending".
+        let _ = irqfd.write(1);
+    })));
+    let device = Arc::new(Mutex::new(NinePDevice::new(
+        &spec.name,
+        &ninep.mount_tag,
+        memory.clone(),
+        irq,
+        bridge,
+    )));
+    mmio.insert(base, VIRTIO_MMIO_SIZE, "virtio-9p", device.clone())?;
+    info!(
+        guest = %spec.name,
+        "virtio-9p at {base:#x} (GSI {}), mount tag {:?}",
+        window.gsi,
+        ninep.mount_tag
+    );
+    Ok(Arc::new(Mutex::new(NinePEvents::new(
+        device, notify, reader,
+    ))))
 }
 
 #[cfg(test)]
@@ -573,6 +737,8 @@ mod tests {
             vcpus: 1,
             console_log: None,
             echo_console: false,
+            ninep: None,
+            vfio: Vec::new(),
         }
     }
 

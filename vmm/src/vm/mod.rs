@@ -4,6 +4,7 @@
 
 pub mod builder;
 pub mod control;
+pub mod irq_routes;
 pub mod runner;
 pub mod spec;
 pub mod vcpu;

@@ -192,6 +192,7 @@ impl Vm {
             origin,
             vm_fd,
             _kvm,
+            subscribers,
             ..
         } = self;
         let pio = Arc::new(pio);
@@ -204,6 +205,9 @@ impl Vm {
             control: control.clone(),
             signals,
         })));
+        for subscriber in subscribers {
+            event_manager.add_subscriber(subscriber);
+        }
 
         let mut threads: Vec<JoinHandle<()>> = Vec::new();
         for (id, fd) in vcpus.into_iter().enumerate() {

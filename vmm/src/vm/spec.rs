@@ -1,7 +1,9 @@
 //! What a VM is made of, independent of where the request came from
 //! (`coco-vmm boot` flags or a hive.toml guest).
 
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 pub use coco_hive_config::GuestKind;
 
@@ -29,4 +31,19 @@ pub struct VmSpec {
     pub console_log: Option<PathBuf>,
     /// Echo console lines to stdout.
     pub echo_console: bool,
+    /// Host PCI devices to pass through with VFIO (sysfs paths or PCI
+    /// addresses); a PCI bus is added only when this is not empty.
+    pub vfio: Vec<String>,
+    /// The virtio-9p device and its bridge to the supervisor, if any.
+    pub ninep: Option<NinePSpec>,
+}
+
+/// A guest's virtio-9p device: the socket to the supervisor's NineDoor (whose
+/// other end is bound to this guest's identity) and the mount tag.
+#[derive(Clone, Debug)]
+pub struct NinePSpec {
+    /// The bridge socket (inherited from the supervisor).
+    pub bridge: Arc<OwnedFd>,
+    /// The tag a guest mounts (`mount -t 9p <tag> ...`).
+    pub mount_tag: String,
 }

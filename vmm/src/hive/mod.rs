@@ -2,20 +2,39 @@
 //! process per autostart guest — the same binary, `coco-vmm boot`, so a
 //! guest that crashes its VMM takes down only its own process.
 //!
-//! Today the supervisor starts the guests, forwards SIGINT/SIGTERM to them,
-//! and reports how each ended. The Secure9P namespace and the per-guest
-//! virtio-9p bridge are added by later work (see docs/status.md).
+//! The supervisor owns the namespace: NineDoor on a Unix socket (mode 0600)
+//! in the hive's state directory, for cohsh and other host tools, and one
+//! virtio-9p bridge per VM process, bound to that guest's role and name.
+//! hive.toml's worker guests are registered in the namespace before they
+//! boot; a queen's `spawn` boots more (from a guest of the same role), `kill`
+//! stops them. A VM process that ends, however it ends, is reported in
+//! `/proc/boot` and `/log/queen.log`, and a dead worker's sessions are
+//! revoked; the hive keeps running until no VM process is left or it is
+//! told to stop.
 
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus};
+use std::sync::Arc;
 use std::time::Duration;
 
 use coco_hive_config::{GuestConfig, GuestKind, HiveConfig};
+use ninedoor::Hive;
+use ninedoor::clock::SystemClock;
+use ninedoor::config::HiveSpec;
+use ninedoor::identity::{Role, parse_worker_id};
+use ninedoor::server::Server;
 use tracing::{error, info, warn};
 
 use crate::vm::runner::{block_stop_signals, read_signal};
+
+mod bridge;
+mod effects;
+mod processes;
+
+pub use bridge::identity_of;
+pub use effects::{VmEffects, role_of};
+pub use processes::{MOUNT_TAG, Processes};
 
 /// Why the hive could not run.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +52,14 @@ pub enum HiveError {
     /// No guest has autostart set.
     #[error("hive {0} has no guest with autostart = true; nothing to run")]
     NothingToStart(String),
+    /// A worker guest whose name is not a worker id.
+    #[error(
+        "guest {0}: a worker's name must be worker-N (N = 1, 2, …): it is its identity in the namespace"
+    )]
+    WorkerName(String),
+    /// The namespace (NineDoor) could not start.
+    #[error("namespace: {0}")]
+    Namespace(String),
     /// An I/O failure (state directory, signals, processes).
     #[error("{what}: {source}")]
     Io {
@@ -90,26 +117,15 @@ pub fn boot_args(guest: &GuestConfig, state: &Path) -> Vec<String> {
         args.push("--initrd".into());
         args.push(initrd.to_string());
     }
+    for device in &guest.vfio {
+        args.push("--vfio".into());
+        args.push(device.clone());
+    }
     if !guest.cmdline.is_empty() {
         args.push("--cmdline".into());
         args.push(guest.cmdline.clone());
     }
     args
-}
-
-struct Running {
-    name: String,
-    child: Child,
-    status: Option<ExitStatus>,
-}
-
-fn status_code(status: ExitStatus) -> u8 {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(code), _) => code as u8,
-        (None, Some(sig)) => 128u8.wrapping_add(sig as u8),
-        _ => 1,
-    }
 }
 
 fn wait_for_signal(fd: i32, timeout: Duration) -> Option<i32> {
@@ -123,19 +139,54 @@ fn wait_for_signal(fd: i32, timeout: Duration) -> Option<i32> {
     if ready > 0 { read_signal(fd) } else { None }
 }
 
-/// Runs the hive until every guest has stopped. Returns the exit status:
-/// 0 when every guest ended with 0, else the first non-zero status.
+/// The Unix socket host tools (cohsh) connect to.
+pub fn socket_path(state: &Path) -> PathBuf {
+    state.join("hive.sock")
+}
+
+/// Serves the namespace: NineDoor on the hive's state directory, with
+/// effects that start real VM processes.
+fn start_namespace(
+    config: &HiveConfig,
+    state: &Path,
+    processes: &Arc<Processes>,
+) -> Result<(Server, Arc<Hive>), HiveError> {
+    let spec = HiveSpec {
+        name: config.name.clone(),
+        ..HiveSpec::default()
+    };
+    let effects = VmEffects::new(config.guests.clone(), processes.clone());
+    let hive = Hive::new(spec, state, Arc::new(SystemClock), effects.clone())
+        .map_err(|e| HiveError::Namespace(e.to_string()))?;
+    let hive = Arc::new(hive);
+    let mut server = Server::new(hive.clone());
+    effects.wire(&hive, server.factory().clone());
+    let socket = socket_path(state);
+    // A socket left by a hive that did not stop cleanly.
+    let _ = std::fs::remove_file(&socket);
+    server
+        .listen_unix(&socket)
+        .map_err(|e| HiveError::Namespace(format!("{}: {e}", socket.display())))?;
+    Ok((server, hive))
+}
+
+/// Runs the hive until every VM process has stopped (or a stop signal).
+/// Returns the exit status: 0 when every guest ended with 0, else the first
+/// non-zero status.
 pub fn run(config: &HiveConfig, exe: &Path) -> Result<u8, HiveError> {
     let guests: Vec<&GuestConfig> = config.guests.iter().filter(|g| g.autostart).collect();
     if guests.is_empty() {
         return Err(HiveError::NothingToStart(config.name.clone()));
     }
-    for g in &guests {
+    for g in &config.guests {
         if !matches!(g.kind, GuestKind::Coconut | GuestKind::Linux) {
             return Err(HiveError::UnsupportedKind {
                 guest: g.name.clone(),
                 kind: g.kind.to_string(),
             });
+        }
+        if role_of(g.role) != Role::Queen && parse_worker_id(&g.name).is_none() {
+            return Err(HiveError::WorkerName(g.name.clone()));
         }
     }
     let state = state_dir(config);
@@ -145,59 +196,52 @@ pub fn run(config: &HiveConfig, exe: &Path) -> Result<u8, HiveError> {
         .create(state.join("logs"))
         .map_err(io(format!("creating state directory {}", state.display())))?;
     let signals = block_stop_signals().map_err(io("blocking stop signals"))?;
+    let processes = Processes::new(exe, &state);
+    let (server, hive) = start_namespace(config, &state, &processes)?;
     info!(
-        "hive {} starting {} guest(s); state in {}",
+        "hive {}: namespace on unix:{} ; starting {} guest(s); state in {}",
         config.name,
+        socket_path(&state).display(),
         guests.len(),
         state.display()
     );
+    if let Err(e) = hive.set_online() {
+        warn!("hive lifecycle: {e}");
+    }
 
-    let mut running = Vec::new();
     for g in guests {
-        let child = Command::new(exe)
-            .args(boot_args(g, &state))
-            .spawn()
+        let role = role_of(g.role);
+        if role != Role::Queen
+            && let Err(e) = hive.register_worker(&g.name, role)
+        {
+            return Err(HiveError::Namespace(format!("registering {}: {e}", g.name)));
+        }
+        processes
+            .launch(g, identity_of(&g.name, role), server.factory(), &hive)
             .map_err(io(format!("starting the VM process of {}", g.name)))?;
-        info!("guest {} started (pid {})", g.name, child.id());
-        running.push(Running {
-            name: g.name.clone(),
-            child,
-            status: None,
-        });
     }
 
     let mut first_failure: Option<u8> = None;
-    while running.iter().any(|r| r.status.is_none()) {
+    while !processes.is_empty() {
         if let Some(signo) = wait_for_signal(signals.as_raw_fd(), Duration::from_millis(50)) {
             info!("signal {signo}: stopping every guest");
-            for r in running.iter().filter(|r| r.status.is_none()) {
-                // SAFETY: kill has no memory-safety preconditions; the pid is
-                // our own child, not yet reaped.
-                unsafe { libc::kill(r.child.id() as i32, libc::SIGTERM) };
-            }
+            hive.set_offline(&format!("signal {signo}: supervisor stopping"));
+            processes.stop_all();
             first_failure.get_or_insert(128u8.wrapping_add(signo as u8));
         }
-        for r in running.iter_mut().filter(|r| r.status.is_none()) {
-            match r.child.try_wait() {
-                Ok(Some(status)) => {
-                    let code = status_code(status);
-                    if code == 0 {
-                        info!("guest {} stopped (status 0)", r.name);
-                    } else {
-                        error!("guest {} stopped with status {code}", r.name);
-                        first_failure.get_or_insert(code);
-                    }
-                    r.status = Some(status);
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    warn!("waiting for guest {}: {e}", r.name);
-                    r.status = Some(ExitStatus::default());
-                    first_failure.get_or_insert(1);
-                }
+        for ended in processes.reap() {
+            if ended.code == 0 || ended.requested {
+                info!("guest {} stopped ({})", ended.name, ended.how);
+            } else {
+                error!("guest {} stopped: {}", ended.name, ended.how);
+                first_failure.get_or_insert(ended.code);
             }
+            hive.guest_exited(&ended.name, &ended.how);
         }
     }
+    hive.set_offline("every guest has stopped");
+    drop(server);
+    let _ = std::fs::remove_file(socket_path(&state));
     Ok(first_failure.unwrap_or(0))
 }
 
@@ -217,12 +261,14 @@ mod tests {
         g.cmdline = "quiet x=1".into();
         g.memory_mib = 96;
         g.vcpus = 3;
+        g.vfio = vec!["0000:01:00.0".into(), "02:00.0,no-mmap".into()];
         let args = boot_args(&g, Path::new("/state"));
         let joined = args.join(" ");
         assert!(joined.starts_with("boot --name w1 --kind coconut --kernel builtin:guest-kernel"));
         assert!(joined.contains("--memory 96 --vcpus 3"));
         assert!(joined.contains("--console-log /state/logs/w1.console"));
         assert!(joined.contains("--initrd /images/r.ext2"));
+        assert!(joined.contains("--vfio 0000:01:00.0 --vfio 02:00.0,no-mmap"));
         assert_eq!(args.last().map(String::as_str), Some("quiet x=1"));
     }
 

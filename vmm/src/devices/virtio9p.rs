@@ -1,0 +1,263 @@
+//! The VM process's end of the control plane: the virtio-9p device in a
+//! virtio-mmio window, bridged to the supervisor over an inherited socket.
+//!
+//! The device model (queues, chains, tags) lives in `coco-virtio9p`; this
+//! file wires it to KVM and to the bridge:
+//!
+//! * register accesses arrive from vCPU threads through the MMIO bus;
+//! * `QueueNotify` is an ioeventfd, so a guest's kick costs no exit to user
+//!   space: the event loop wakes, takes the frames out of the queue and
+//!   writes them to the bridge socket;
+//! * replies arrive on the bridge socket (the event loop cuts them into
+//!   frames by their size field), are written into the guest's buffers, and
+//!   the used-buffer interrupt goes out through an irqfd.
+//!
+//! The supervisor on the other end knows which guest owns the socket, so the
+//! guest's identity never depends on anything the guest says. If the bridge
+//! goes away (supervisor gone), every pending and every later request is
+//! answered `Rlerror(EIO)` by the device itself: the guest sees errors, not
+//! a hang, and the VM keeps running.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Mutex};
+
+use coco_virtio9p::mmio::{MmioTransport, reg};
+use coco_virtio9p::{Interrupt, MmioEvent, Virtio9p};
+use event_manager::{EventOps, EventSet, Events, MutEventSubscriber};
+use secure9p::errno;
+use secure9p::limits::{HEADER_LEN, MAX_MSIZE};
+use secure9p::wire::{self, Response};
+use tracing::{debug, warn};
+use vm_memory::GuestMemoryMmap;
+use vmm_sys_util::eventfd::EventFd;
+
+use crate::devices::bus::BusDevice;
+
+/// The device, shared by the MMIO bus (vCPU threads) and the event loop.
+#[derive(Debug)]
+pub struct NinePDevice {
+    guest: String,
+    transport: MmioTransport<Virtio9p>,
+    memory: GuestMemoryMmap,
+    bridge: Option<UnixStream>,
+}
+
+fn lerror(tag: u16, ecode: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    // Encoding an Rlerror cannot fail; an empty frame would be refused by
+    // `complete` as short, which is also safe.
+    let _ = wire::encode_response(tag, &Response::Lerror { ecode }, &mut out);
+    out
+}
+
+impl NinePDevice {
+    /// A device for `guest` exporting `mount_tag`, raising `irq`, forwarding to `bridge`.
+    pub fn new(
+        guest: &str,
+        mount_tag: &str,
+        memory: GuestMemoryMmap,
+        irq: Arc<Interrupt>,
+        bridge: UnixStream,
+    ) -> Self {
+        NinePDevice {
+            guest: guest.to_string(),
+            transport: MmioTransport::new(Virtio9p::new(mount_tag, irq.clone()), irq),
+            memory,
+            bridge: Some(bridge),
+        }
+    }
+
+    /// Takes every queued request out and forwards it (or answers it with
+    /// EIO when the bridge is down).
+    pub fn pump(&mut self) {
+        if !self.transport.is_active() {
+            return;
+        }
+        let mut frames = Vec::new();
+        if let Err(e) = self
+            .transport
+            .device_mut()
+            .process(&self.memory, &mut |f| frames.push(f))
+        {
+            warn!(guest = %self.guest, "{e}");
+        }
+        for frame in frames {
+            let sent = match self.bridge.as_mut() {
+                Some(bridge) => bridge.write_all(&frame).is_ok(),
+                None => false,
+            };
+            if !sent {
+                self.bridge_down("writing to the supervisor failed");
+                // Forwarded frames always carry a whole header.
+                if let Some(&[lo, hi]) = frame.get(5..7) {
+                    self.deliver(&lerror(u16::from_le_bytes([lo, hi]), errno::EIO));
+                }
+            }
+        }
+    }
+
+    /// Delivers one reply frame from the supervisor.
+    pub fn deliver(&mut self, frame: &[u8]) {
+        match self.transport.device_mut().complete(&self.memory, frame) {
+            Ok(()) => {}
+            Err(coco_virtio9p::CompleteError::UnknownTag(tag)) => {
+                // A reply to a request the guest reset away or flushed.
+                debug!(guest = %self.guest, tag, "reply for no pending request dropped");
+            }
+            Err(e) => warn!(guest = %self.guest, "{e}"),
+        }
+    }
+
+    /// The supervisor is gone: answer everything pending with EIO.
+    fn bridge_down(&mut self, why: &str) {
+        if self.bridge.take().is_some() {
+            warn!(guest = %self.guest, "virtio-9p bridge down ({why}); requests now fail with EIO");
+        }
+        let tags = self.transport.device().pending_tags();
+        for tag in tags {
+            self.deliver(&lerror(tag, errno::EIO));
+        }
+    }
+}
+
+impl BusDevice for NinePDevice {
+    fn read(&mut self, offset: u64, data: &mut [u8]) {
+        self.transport.read(offset, data);
+    }
+
+    fn write(&mut self, offset: u64, data: &[u8]) {
+        match self.transport.write(&self.memory, offset, data) {
+            // Without an ioeventfd (or for a guest that writes the register
+            // with an access size KVM does not match) the notify lands here.
+            MmioEvent::Notify(_) => self.pump(),
+            MmioEvent::ActivationRefused => {
+                warn!(guest = %self.guest, "virtio-9p: DRIVER_OK refused (bad queue setup)")
+            }
+            MmioEvent::Activated => debug!(guest = %self.guest, "virtio-9p activated"),
+            MmioEvent::Reset | MmioEvent::None => {}
+        }
+    }
+}
+
+/// Event-loop side: the notify ioeventfd and the bridge socket.
+#[derive(Debug)]
+pub struct NinePEvents {
+    device: Arc<Mutex<NinePDevice>>,
+    notify: EventFd,
+    reader: Option<UnixStream>,
+    buf: Vec<u8>,
+}
+
+impl NinePEvents {
+    /// Events for `device`: `notify` is the ioeventfd on `QueueNotify`,
+    /// `reader` a clone of the bridge socket.
+    pub fn new(device: Arc<Mutex<NinePDevice>>, notify: EventFd, reader: UnixStream) -> Self {
+        NinePEvents {
+            device,
+            notify,
+            reader: Some(reader),
+            buf: Vec::new(),
+        }
+    }
+
+    /// Reads what the socket has (one read per readiness event; the loop is
+    /// level-triggered) and delivers every whole frame. `false` when the
+    /// bridge is closed or broken.
+    fn read_replies(&mut self) -> bool {
+        let Some(reader) = self.reader.as_mut() else {
+            return false;
+        };
+        let mut chunk = [0u8; 16 * 1024];
+        let n = match reader.read(&mut chunk) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => n,
+        };
+        self.buf.extend_from_slice(chunk.get(..n).unwrap_or(&[]));
+        loop {
+            let Some(header) = self.buf.get(..4) else {
+                return true;
+            };
+            let size = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+            if !(HEADER_LEN..=MAX_MSIZE as usize).contains(&size) {
+                // The supervisor never sends this; treat the bridge as broken.
+                return false;
+            }
+            if self.buf.len() < size {
+                return true;
+            }
+            let frame: Vec<u8> = self.buf.drain(..size).collect();
+            if let Ok(mut dev) = self.device.lock() {
+                dev.deliver(&frame);
+            }
+        }
+    }
+}
+
+/// Where a `NinePEvents` source is registered (the event-manager data word).
+const NOTIFY: u32 = 1;
+const BRIDGE: u32 = 2;
+
+impl MutEventSubscriber for NinePEvents {
+    fn process(&mut self, events: Events, ops: &mut EventOps) {
+        match events.data() {
+            NOTIFY => {
+                let _ = self.notify.read();
+                if let Ok(mut dev) = self.device.lock() {
+                    dev.pump();
+                }
+            }
+            BRIDGE => {
+                if events.event_set().contains(EventSet::IN) && self.read_replies() {
+                    return;
+                }
+                if let Some(reader) = self.reader.take() {
+                    let _ = ops.remove(Events::with_data(&reader, BRIDGE, EventSet::IN));
+                }
+                if let Ok(mut dev) = self.device.lock() {
+                    dev.bridge_down("the supervisor closed the bridge");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn init(&mut self, ops: &mut EventOps) {
+        if let Err(e) = ops.add(Events::with_data(&self.notify, NOTIFY, EventSet::IN)) {
+            warn!("virtio-9p: cannot watch the notify eventfd: {e:?}");
+        }
+        if let Some(reader) = &self.reader
+            && let Err(e) = ops.add(Events::with_data(reader, BRIDGE, EventSet::IN))
+        {
+            warn!("virtio-9p: cannot watch the bridge socket: {e:?}");
+        }
+    }
+}
+
+/// Checks that an inherited descriptor is a stream socket and takes it.
+pub fn bridge_from_fd(fd: OwnedFd) -> std::io::Result<UnixStream> {
+    let mut ty: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `ty`, a live local
+    // of that size; `fd` is a descriptor this process owns.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_TYPE,
+            (&mut ty as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if ty != libc::SOCK_STREAM {
+        return Err(std::io::Error::other("not a stream socket"));
+    }
+    Ok(UnixStream::from(fd))
+}
+
+/// The register the notify ioeventfd watches, relative to the window.
+pub const NOTIFY_OFFSET: u64 = reg::QUEUE_NOTIFY;

@@ -1,0 +1,252 @@
+//! `coco-vmm run` serves the namespace: a queen on the hive's Unix socket
+//! sees the hive.toml workers, their VM processes in /proc/boot, and a
+//! `kill` stops the worker's VM process; the hive ends when no VM is left.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{coco_vmm, finish, write};
+use secure9p::client::{Client, Transport};
+use secure9p::wire::{O_RDONLY, O_WRONLY};
+
+struct Stream(UnixStream);
+
+impl Transport for Stream {
+    type Error = std::io::Error;
+
+    fn send(&mut self, frame: &[u8]) -> Result<(), Self::Error> {
+        self.0.write_all(frame)
+    }
+
+    fn recv(&mut self, buf: &mut Vec<u8>) -> Result<(), Self::Error> {
+        let mut size = [0u8; 4];
+        self.0.read_exact(&mut size)?;
+        buf.extend_from_slice(&size);
+        buf.resize(u32::from_le_bytes(size) as usize, 0);
+        self.0.read_exact(&mut buf[4..])
+    }
+}
+
+fn connect(socket: &Path) -> Client<Stream> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match UnixStream::connect(socket) {
+            Ok(s) => return Client::connect(Stream(s), 8192).expect("Tversion"),
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("cannot connect to {}: {e}", socket.display()),
+        }
+    }
+}
+
+fn read_file(c: &mut Client<Stream>, root: secure9p::client::Fid, path: &str) -> String {
+    let fid = c.walk_path(root, path).expect(path);
+    c.lopen(fid, O_RDONLY).expect("open");
+    let data = c.read_to_end_max(fid, 1 << 20).expect("read");
+    c.clunk(fid).expect("clunk");
+    String::from_utf8_lossy(&data).into_owned()
+}
+
+fn audit_journal(state: &Path) -> String {
+    std::fs::read_dir(state)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("audit"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect()
+}
+
+fn wait_for_line(out: &mut BufReader<std::process::ChildStdout>, needle: &str) {
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let n = out.read_line(&mut line).unwrap();
+        assert!(n > 0, "hive output ended before {needle:?}:\n{seen}");
+        seen.push_str(&line);
+        if line.contains(needle) {
+            return;
+        }
+    }
+}
+
+fn queen_write(c: &mut Client<Stream>, root: secure9p::client::Fid, line: &str) {
+    let ctl = c.walk_path(root, "queen/ctl").expect("/queen/ctl");
+    c.lopen(ctl, O_WRONLY).expect("open ctl");
+    let cmd = format!("{line}\n");
+    assert_eq!(
+        c.write(ctl, 0, cmd.as_bytes()).expect(line),
+        cmd.len() as u32
+    );
+    c.clunk(ctl).expect("clunk");
+}
+
+#[test]
+fn a_spawn_on_queen_ctl_boots_a_real_worker_vm_from_the_template() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let cfg = write(
+        dir.path(),
+        "hive.toml",
+        format!(
+            "[hive]\nname = \"sp\"\nstate_dir = \"{}\"\n\
+             [[guest]]\nname = \"worker-1\"\nkind = \"coconut\"\nkernel = \"builtin:guest-kernel\"\n\
+             cmdline = \"coco.after=halt\"\n\
+             [[guest]]\nname = \"worker-9\"\nkind = \"coconut\"\nkernel = \"builtin:guest-kernel\"\n\
+             cmdline = \"coco.after=halt\"\nautostart = false\n",
+            state.display()
+        )
+        .as_bytes(),
+    );
+    let mut child = coco_vmm()
+        .args(["run", "--config", &cfg])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    wait_for_line(&mut out, "[worker-1] idle");
+    let mut c = connect(&state.join("hive.sock"));
+    let root = c.attach("queen", "").expect("attach");
+    queen_write(&mut c, root, r#"{"spawn":"heartbeat","ticks":3}"#);
+    // The spawned worker is numbered after the registered one and really boots.
+    wait_for_line(&mut out, "[worker-2] idle");
+    let boot = read_file(&mut c, root, "proc/boot");
+    assert!(boot.contains("guest worker-2 VM process started"), "{boot}");
+    queen_write(&mut c, root, r#"{"kill":"worker-2"}"#);
+    queen_write(&mut c, root, r#"{"kill":"worker-1"}"#);
+    drop(c);
+    child.stdout = Some(out.into_inner());
+    let r = finish(child);
+    r.assert_no_panic();
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    let journal = audit_journal(&state);
+    assert!(journal.contains("spawned worker-2"), "{journal}");
+    assert!(journal.contains("stopped worker-2"), "{journal}");
+}
+
+#[test]
+fn a_crashing_worker_vm_is_reported_and_revoked_and_fails_the_hive() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let cfg = write(
+        dir.path(),
+        "hive.toml",
+        format!(
+            "[hive]\nname = \"crash\"\nstate_dir = \"{}\"\n\
+             [[guest]]\nname = \"worker-1\"\nkind = \"coconut\"\nkernel = \"builtin:guest-kernel\"\n\
+             cmdline = \"coco.selftest=panic\"\n",
+            state.display()
+        )
+        .as_bytes(),
+    );
+    let r = common::run(&["run", "--config", &cfg]);
+    r.assert_no_panic();
+    assert_eq!(
+        r.status,
+        Some(0x70),
+        "the kernel-panic status is the hive's: {}",
+        r.stderr
+    );
+    let journal = audit_journal(&state);
+    assert!(journal.contains("worker-1 exited: status 112"), "{journal}");
+}
+
+#[test]
+fn a_queen_on_the_hive_socket_sees_the_worker_and_kill_stops_its_vm() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let cfg = write(
+        dir.path(),
+        "hive.toml",
+        format!(
+            "[hive]\nname = \"ns\"\nstate_dir = \"{}\"\n\
+             [[guest]]\nname = \"worker-1\"\nkind = \"coconut\"\nkernel = \"builtin:guest-kernel\"\n\
+             cmdline = \"coco.after=halt\"\n",
+            state.display()
+        )
+        .as_bytes(),
+    );
+    let mut child = coco_vmm()
+        .args(["run", "--config", &cfg])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the worker is idle, so the kill finds a running VM.
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    wait_for_line(&mut out, "[worker-1] idle");
+
+    let mut c = connect(&state.join("hive.sock"));
+    let root = c
+        .attach("queen", "")
+        .expect("the queen attaches on the Unix socket");
+    let workers = c.walk_path(root, "worker").expect("/worker");
+    c.lopen(workers, O_RDONLY).expect("open /worker");
+    let names: Vec<String> = c
+        .readdir_all(workers)
+        .expect("readdir")
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert!(names.contains(&"worker-1".to_string()), "{names:?}");
+    let boot = read_file(&mut c, root, "proc/boot");
+    assert!(boot.contains("guest worker-1 VM process started"), "{boot}");
+
+    queen_write(&mut c, root, r#"{"kill":"worker-1"}"#);
+    drop(c);
+
+    child.stdout = Some(out.into_inner());
+    let r = finish(child);
+    r.assert_no_panic();
+    assert_eq!(
+        r.status,
+        Some(0),
+        "a killed worker is not a failure:\n{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("namespace on unix:"), "{}", r.stderr);
+    let journal = audit_journal(&state);
+    for line in [
+        "registered worker-1",
+        "killed worker-1",
+        "stopped worker-1",
+        "VM process of worker-1 ended: status 143",
+    ] {
+        assert!(
+            journal.contains(line),
+            "audit journal lacks {line:?}:\n{journal}"
+        );
+    }
+    assert!(
+        !state.join("hive.sock").exists(),
+        "the socket is removed at the end"
+    );
+}
+
+#[test]
+fn a_worker_guest_not_named_worker_n_is_refused_before_anything_boots() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "hive.toml",
+        b"[hive]\nname = \"bad\"\n[[guest]]\nname = \"camera\"\nkind = \"coconut\"\nkernel = \"builtin:guest-kernel\"\n",
+    );
+    let r = common::run(&["run", "--config", &cfg]);
+    r.assert_no_panic();
+    assert_eq!(r.status, Some(1));
+    assert!(
+        r.stderr
+            .contains("guest camera: a worker's name must be worker-N"),
+        "{}",
+        r.stderr
+    );
+}
