@@ -264,6 +264,24 @@ fn direction_keeper() -> Vec<u8> {
     ]
 }
 
+/// `mmio_map(handle 0)`, reads the 32-bit register at offset 0 and exits
+/// with its high 16 bits (or 1 if the call failed).
+fn mmio_reader() -> Vec<u8> {
+    let mut c = vec![
+        0x31, 0xff, // xor edi, edi
+        0xb8, 45, 0, 0, 0, 0x0f, 0x05, // mmio_map
+        0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff, // cmp rax, -4095
+        0x73, 0, // jae fail (patched)
+        0x8b, 0x38, // mov edi, [rax]
+        0xc1, 0xef, 0x10, // shr edi, 16
+        0x31, 0xc0, 0x0f, 0x05, 0x0f, 0x0b, // exit(edi)
+    ];
+    let fail = c.len();
+    c[16] = (fail - 17) as u8;
+    c.extend_from_slice(&[0xbf, 1, 0, 0, 0, 0x31, 0xc0, 0x0f, 0x05, 0x0f, 0x0b]); // exit(1)
+    c
+}
+
 /// Reads address 0x10 (unmapped): a page fault in ring 3.
 fn faulter() -> Vec<u8> {
     vec![0x48, 0x8b, 0x04, 0x25, 0x10, 0, 0, 0, 0x0f, 0x0b]
@@ -788,4 +806,47 @@ fn an_interrupt_return_keeps_the_shards_direction_flag() {
         "{console:#?}"
     );
     assert_eq!(r.status, Some(0), "{console:#?}");
+}
+
+/// A MEMORY capability for an MMIO window lets a ring-3 driver read device
+/// registers: under QEMU (q35) the HPET at 0xfed00000, whose first register
+/// carries the vendor id 0x8086 in its high half.
+#[test]
+fn mmio_map_gives_a_driver_its_device_registers() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = ramdisk(
+        dir.path(),
+        &[("/bin/mmio", shard_elf(&mmio_reader()))],
+        "[[shard]]\nname = \"hpet\"\npath = \"/bin/mmio\"\n\
+         caps = [\"memory:0xfed00000:1:read\"]\n",
+    );
+    let out = std::process::Command::new("qemu-system-x86_64")
+        .args([
+            "-machine",
+            "q35",
+            "-accel",
+            "tcg",
+            "-m",
+            "128",
+            "-nographic",
+        ])
+        .args([
+            "-no-reboot",
+            "-nodefaults",
+            "-serial",
+            "stdio",
+            "-display",
+            "none",
+        ])
+        .args(["-device", "isa-debug-exit,iobase=0x501,iosize=1"])
+        .args(["-kernel", coco_images::GUEST_KERNEL_PATH])
+        .args(["-initrd", image.to_str().unwrap()])
+        .args(["-append", "coco.gate=syscall coco.manifest=/boot/test.toml"])
+        .output()
+        .expect("qemu-system-x86_64 (installed by the README's setup) must run");
+    let console = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        console.contains(&format!("shard 0 (hpet) exited: {}", 0x8086)),
+        "{console}"
+    );
 }
