@@ -392,6 +392,10 @@ extern "C" fn trap_from_kernel(frame: &SaveArea) {
         crate::kernel::interrupt_in_idle(frame.vector);
         return;
     }
+    // An NMI is nobody's bug here either: return to what it interrupted.
+    if frame.vector == 2 {
+        return;
+    }
     let cr2 = cpu::cr2();
     out()
         .s("panic: exception ")
