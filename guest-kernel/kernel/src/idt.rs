@@ -21,9 +21,9 @@
 //! LSTAR, which arrives through the exception path above; the kernel treats
 //! that as the system call.
 //!
-//! From ring 0 (the idle loop's `sti; hlt`): the timer interrupt is handled
-//! on the current stack and returns with `iretq`; any exception is a kernel
-//! bug and ends the VM with `panic: exception <n> (<name>) at rip=0x…
+//! From ring 0 (the idle loop's `sti; hlt`): the timer and device
+//! interrupts are handled on the current stack and return with `iretq`, as
+//! does an NMI; any exception is a kernel bug and ends the VM with `panic: exception <n> (<name>) at rip=0x…
 //! err=0x… cr2=0x…` and `exit::KERNEL_PANIC`. A double fault runs on IST1.
 
 use core::arch::{asm, global_asm};

@@ -135,12 +135,11 @@ static mut KERNEL: Kernel = Kernel {
 
 /// The kernel state.
 pub fn kernel() -> &'static mut Kernel {
+    let state = &raw mut KERNEL;
     // SAFETY: one CPU, interrupts off in the kernel except in the idle step,
-    // whose handler (`timer_in_idle`) runs while the interrupted code holds
+    // whose handler (`interrupt_in_idle`) runs while the interrupted code holds
     // no reference into the state it touches (the idle loop re-reads it).
     // Every caller is on the kernel's single control path.
-    let state = &raw mut KERNEL;
-    // SAFETY: see above.
     unsafe { &mut *state }
 }
 

@@ -281,10 +281,9 @@ pub fn kernel_pml4_phys() -> u64 {
 
 /// The kernel's PML4 entries 256..512 (the shared kernel half).
 pub fn kernel_half() -> &'static [u64] {
+    let table = &raw const boot_pml4;
     // SAFETY: boot_pml4 is static; after `init` its upper half is only read
     // (the entries point at static lower-level tables that never move).
-    let table = &raw const boot_pml4;
-    // SAFETY: see above.
     let all: &[u64; 512] = unsafe { &*table };
     &all[256..]
 }

@@ -65,10 +65,9 @@ impl Serial {
     /// exits (~9 µs each on kvm-pvm) of a long line.
     #[inline]
     pub fn byte(&self, b: u8) -> &Self {
+        let credit = &raw mut FIFO_CREDIT;
         // SAFETY: one CPU; the kernel never prints from an interrupt
         // handler while another print is in progress (IF is off in the kernel).
-        let credit = &raw mut FIFO_CREDIT;
-        // SAFETY: see above.
         let credit = unsafe { &mut *credit };
         if *credit == 0 {
             while inb(LINE_STATUS) & LSR_THR_EMPTY == 0 {}

@@ -62,9 +62,8 @@ pub fn shards(options: &BootOptions) {
         }
         return;
     };
-    // SAFETY: boot runs once on one CPU; nothing else uses the buffer.
     let buf = &raw mut MANIFEST_BUF;
-    // SAFETY: see above.
+    // SAFETY: boot runs once on one CPU; nothing else uses the buffer.
     let buf = unsafe { &mut *buf };
     if inode.size > MANIFEST_MAX as u64 {
         fail("manifest too large: ", path.as_bytes());

@@ -49,11 +49,10 @@ static mut BOOKS: [Book; MAX_SHARDS] = [Book {
 }; MAX_SHARDS];
 
 fn book(slot: usize) -> &'static mut Book {
+    let books = &raw mut BOOKS;
     // SAFETY: one CPU, interrupts off in the kernel; each space has its own
     // slot and no two references to one slot are live at once (every use is
     // a short statement sequence inside one AddrSpace method).
-    let books = &raw mut BOOKS;
-    // SAFETY: see above.
     unsafe { &mut (*books)[slot % MAX_SHARDS] }
 }
 /// Entries of intermediate tables in the lower half.
