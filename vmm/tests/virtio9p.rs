@@ -7,7 +7,6 @@ mod common;
 
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 
 use common::{coco_vmm, finish};
@@ -28,22 +27,7 @@ fn boot_with_fd3(fd: i32, extra: &[&str]) -> common::Run {
     .stdin(Stdio::null())
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
-    // SAFETY: dup2 is async-signal-safe; `fd` stays open in the parent until
-    // the child has been spawned.
-    unsafe {
-        cmd.pre_exec(move || {
-            // dup2 onto itself would keep close-on-exec set.
-            let rc = if fd == 3 {
-                libc::fcntl(3, libc::F_SETFD, 0)
-            } else {
-                libc::dup2(fd, 3)
-            };
-            if rc < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    coco_vmm::hive::pass_as_fd3(&mut cmd, fd);
     finish(cmd.spawn().expect("start coco-vmm"))
 }
 

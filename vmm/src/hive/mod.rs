@@ -34,7 +34,7 @@ mod processes;
 
 pub use bridge::identity_of;
 pub use effects::{VmEffects, role_of};
-pub use processes::{MOUNT_TAG, Processes};
+pub use processes::{MOUNT_TAG, Processes, pass_as_fd3};
 
 /// Why the hive could not run.
 #[derive(Debug, thiserror::Error)]

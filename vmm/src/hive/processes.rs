@@ -1,7 +1,7 @@
 //! VM processes: starting one (with its bridge), signalling one by name,
 //! and reaping the ones that ended.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
@@ -17,6 +17,27 @@ use super::{boot_args, bridge};
 
 /// The mount tag every guest's virtio-9p device exports.
 pub const MOUNT_TAG: &str = "hive";
+
+/// Makes `fd` descriptor 3 of the process `cmd` starts (the `--ninep-fd 3`
+/// convention). `fd` must stay open until `cmd` has been spawned.
+pub fn pass_as_fd3(cmd: &mut Command, fd: RawFd) {
+    // SAFETY: only async-signal-safe calls (fcntl, dup2) run between fork
+    // and exec; the caller keeps `fd` open until spawn returns.
+    unsafe {
+        cmd.pre_exec(move || {
+            // dup2 onto itself would keep close-on-exec set.
+            let rc = if fd == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(fd, 3)
+            };
+            if rc < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
 
 /// One running VM process.
 #[derive(Debug)]
@@ -89,26 +110,10 @@ impl Processes {
             )));
         }
         let guest_end = bridge::open(factory, &guest.name, identity)?;
-        let fd = guest_end.as_raw_fd();
         let mut cmd = Command::new(&self.exe);
         cmd.args(boot_args(guest, &self.state))
             .args(["--ninep-fd", "3", "--ninep-tag", MOUNT_TAG]);
-        // SAFETY: only async-signal-safe calls (fcntl, dup2) run between
-        // fork and exec; `fd` stays open in the parent until spawn returns.
-        unsafe {
-            cmd.pre_exec(move || {
-                // dup2 onto itself would keep close-on-exec set.
-                let rc = if fd == 3 {
-                    libc::fcntl(3, libc::F_SETFD, 0)
-                } else {
-                    libc::dup2(fd, 3)
-                };
-                if rc < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        pass_as_fd3(&mut cmd, guest_end.as_raw_fd());
         let child = cmd.spawn()?;
         drop(guest_end);
         let pid = child.id();
