@@ -24,6 +24,7 @@ pub mod cache;
 pub mod cpio;
 pub mod elf;
 pub mod error;
+pub mod hive9p;
 pub mod initramfs;
 pub mod modules;
 pub mod qemu;
