@@ -151,10 +151,13 @@ fn start_namespace(
     state: &Path,
     processes: &Arc<Processes>,
 ) -> Result<(Server, Arc<Hive>), HiveError> {
-    let spec = HiveSpec {
+    let mut spec = HiveSpec {
         name: config.name.clone(),
         ..HiveSpec::default()
     };
+    if let Some(kib) = config.telemetry_ring_kib {
+        spec.telemetry_ring_bytes = kib as usize * 1024;
+    }
     let effects = VmEffects::new(config.guests.clone(), processes.clone());
     let hive = Hive::new(spec, state, Arc::new(SystemClock), effects.clone())
         .map_err(|e| HiveError::Namespace(e.to_string()))?;
