@@ -20,6 +20,7 @@
 //!   into per-test results;
 //! - [`tenants`] is the list of named inner tests and their assertions.
 
+pub mod bench;
 pub mod cache;
 pub mod cpio;
 pub mod elf;
