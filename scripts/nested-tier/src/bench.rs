@@ -94,6 +94,41 @@ qemu-system-x86_64 -accel kvm -cpu host -M pc -m 256 -smp 1 -nodefaults -no-rebo
 echo "BENCH-EXIT qemu rc=$?"
 "#;
 
+/// Builds a release `coco-vmm` into `target_dir` (the benchmark compares
+/// against QEMU, an optimised build) and returns its path. `cargo` is
+/// `$CARGO` when run from cargo, else `cargo` from PATH.
+pub fn build_release(target_dir: &Path) -> Result<std::path::PathBuf> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    tool::run(
+        Command::new(cargo)
+            .args([
+                "build",
+                "-q",
+                "--release",
+                "-p",
+                "coco-vmm",
+                "--bin",
+                "coco-vmm",
+            ])
+            .env("CARGO_TARGET_DIR", target_dir)
+            .current_dir(workspace_root()),
+        Duration::from_secs(3600),
+    )?;
+    release_vmm(target_dir)
+}
+
+/// `target_dir/release/coco-vmm`, which must exist.
+pub fn release_vmm(target_dir: &Path) -> Result<std::path::PathBuf> {
+    let vmm = target_dir.join("release/coco-vmm");
+    if !vmm.is_file() {
+        return Err(Error::MissingFile {
+            what: "release/coco-vmm (cargo build --release -p coco-vmm)".into(),
+            dir: target_dir.to_path_buf(),
+        });
+    }
+    Ok(std::path::absolute(&vmm).unwrap_or(vmm))
+}
+
 /// Compiles `bench/ninep-bench.c` with the host's `gcc -static` and writes
 /// the benchmark guest's initramfs to `target_dir/nested-l2/`; returns its
 /// path.
@@ -188,7 +223,7 @@ pub fn table(sides: &BTreeMap<String, Side>) -> Result<String, String> {
         "nested tier (L1 TCG, L2 on kvm_amd): absolute numbers are not hardware numbers\n",
     );
     out.push_str(&format!(
-        "{:<22} {:>14} {:>14} {:>10}\n",
+        "{:<22} {:>17} {:>17} {:>9}\n",
         "metric", "coco", "QEMU", "ours/QEMU"
     ));
     for (metric, key, unit) in [
@@ -208,7 +243,7 @@ pub fn table(sides: &BTreeMap<String, Side>) -> Result<String, String> {
         let (c, q) = (get(coco)?, get(qemu)?);
         let ratio = if q > 0.0 { c / q } else { f64::NAN };
         out.push_str(&format!(
-            "{:<22} {:>11.1} {unit:<2} {:>11.1} {unit:<2} {ratio:>10.2}\n",
+            "{:<22} {:>11.1} {unit:<5} {:>11.1} {unit:<5} {ratio:>9.2}\n",
             format!("{metric} {key}"),
             c,
             q

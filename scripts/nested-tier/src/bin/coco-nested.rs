@@ -30,7 +30,7 @@ enum Cmd {
     Prepare,
     /// Benchmark virtio-9p from an L2 Linux guest: coco (NineDoor) vs QEMU.
     Bench {
-        /// Do not `cargo build -p coco-vmm` first.
+        /// Do not `cargo build --release -p coco-vmm` first.
         #[arg(long)]
         no_build: bool,
         /// Copy L1's console to stderr.
@@ -90,14 +90,14 @@ fn main() -> Result<ExitCode> {
 
 fn bench(target: &std::path::Path, no_build: bool, echo: bool) -> Result<ExitCode> {
     let cache = Cache::prepare().context("preparing the package cache")?;
-    let bins = if no_build {
-        Binaries::in_target_dir(target)
+    let vmm = if no_build {
+        coco_nested::bench::release_vmm(target)?
     } else {
-        Binaries::build(target).context("building coco-vmm")?
+        coco_nested::bench::build_release(target).context("building coco-vmm (release)")?
     };
     let initrd = coco_nested::bench::stage(target, &cache).context("staging the bench guest")?;
     let kernel = std::path::absolute(&cache.kernel).unwrap_or_else(|_| cache.kernel.clone());
-    let test = coco_nested::bench::inner_test(&bins.coco_vmm, &kernel, &initrd);
+    let test = coco_nested::bench::inner_test(&vmm, &kernel, &initrd);
     let opts = TierOptions {
         echo,
         ..TierOptions::default()
