@@ -247,3 +247,86 @@ pub fn check_linux_mounts_hive(r: &InnerResult) -> Result<(), String> {
         Err(format!("missing or wrong: {}", missing.join("; ")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// The captured output of a passing run (trimmed).
+    fn passing() -> Vec<String> {
+        let mut out: Vec<String> = L2_HIVE_CHECKS
+            .iter()
+            .map(|c| format!("[worker-1] L2-CHECK {c} ok"))
+            .collect();
+        out.push("[worker-1] L2-DONE".into());
+        out.push(r#"QUEEN saw /worker/worker-1/telemetry: {"tick":1,"ts_ms":5}"#.into());
+        out.push("HIVE-EXIT rc=0".into());
+        for l in [
+            "walk /queen: not visible to this role (ENOENT)",
+            "walk /log: not visible to this role (ENOENT)",
+            "write /proc/boot: not writable by this role (EACCES)",
+        ] {
+            out.push(format!(
+                "AUDIT 6 1 aa bb denied worker-heartbeat:worker-1 {l}"
+            ));
+        }
+        out
+    }
+
+    fn result(output: Vec<String>) -> InnerResult {
+        InnerResult {
+            name: "linux-mounts-hive".into(),
+            rc: Some(0),
+            output,
+            duration: Duration::from_secs(1),
+            problem: None,
+        }
+    }
+
+    #[test]
+    fn accepts_a_full_run() {
+        assert_eq!(check_linux_mounts_hive(&result(passing())), Ok(()));
+    }
+
+    #[test]
+    fn names_a_failing_or_missing_check() {
+        let failed: Vec<String> = passing()
+            .into_iter()
+            .map(|l| l.replace("L2-CHECK deny-log ok", "L2-CHECK deny-log FAIL succeeded"))
+            .collect();
+        let err = check_linux_mounts_hive(&result(failed)).unwrap_err();
+        assert!(
+            err.contains("deny-log: L2-CHECK deny-log FAIL succeeded"),
+            "{err}"
+        );
+
+        let no_flush: Vec<String> = passing()
+            .into_iter()
+            .filter(|l| !l.contains("tail-interrupted"))
+            .collect();
+        let err = check_linux_mounts_hive(&result(no_flush)).unwrap_err();
+        assert!(err.contains("tail-interrupted: no line"), "{err}");
+    }
+
+    #[test]
+    fn needs_the_queen_the_exit_status_and_the_audit_lines() {
+        for (drop, why) in [
+            ("QUEEN saw", "the queen (cohsh) saw"),
+            ("HIVE-EXIT", "HIVE-EXIT rc=0"),
+            ("walk /log", "\"/log\""),
+        ] {
+            let out: Vec<String> = passing()
+                .into_iter()
+                .filter(|l| !l.contains(drop))
+                .collect();
+            let err = check_linux_mounts_hive(&result(out)).unwrap_err();
+            assert!(err.contains(why), "{drop}: {err}");
+        }
+        let mut out = passing();
+        out.push("HIVE-EXIT rc=1".into());
+        out.retain(|l| l != "HIVE-EXIT rc=0");
+        assert!(check_linux_mounts_hive(&result(out)).is_err());
+    }
+}
