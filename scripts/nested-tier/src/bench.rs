@@ -24,6 +24,9 @@ use crate::initramfs::Initramfs;
 use crate::tier::InnerTest;
 use crate::{Error, Result, modules, tool};
 
+/// Rounds of (coco, QEMU).
+pub const ROUNDS: u32 = 2;
+
 /// Iterations of each small operation. A worker's session budget is 1000
 /// telemetry writes ("ticks") and 10000 requests (docs/secure9p.md), which
 /// the appends, the 1 MiB fill and the reads must fit in.
@@ -41,6 +44,7 @@ mount -t devtmpfs dev /dev
 mkdir -p /mnt
 for m in /lib/modules/*.ko; do insmod "$m"; done
 iters=$(sed -n 's/.*bench_iters=\([0-9]*\).*/\1/p' /proc/cmdline)
+label=$(sed -n 's/.*bench_label=\([a-z0-9-]*\).*/\1/p' /proc/cmdline)
 if mount -t 9p -o trans=virtio,version=9p2000.L,msize=65536 hive /mnt; then
   case "$(cat /proc/cmdline)" in
     *bench=coco*)
@@ -48,9 +52,9 @@ if mount -t 9p -o trans=virtio,version=9p2000.L,msize=65536 hive /mnt; then
       head -c 1048576 /dev/zero | tr '\0' 'x' > /tmp/fill
       dd if=/tmp/fill of=$T bs=32768 oflag=append conv=notrunc 2>/dev/null \
         || echo "BENCH coco FAIL filling the telemetry ring"
-      ninep-bench coco /mnt/proc/boot $T $T 1048576 "$iters" ;;
+      ninep-bench "$label" /mnt/proc/boot $T $T 1048576 "$iters" ;;
     *bench=qemu*)
-      ninep-bench qemu /mnt/small /mnt/append /mnt/big 1048576 "$iters" ;;
+      ninep-bench "$label" /mnt/small /mnt/append /mnt/big 1048576 "$iters" ;;
     *) echo "BENCH none FAIL no bench= on the command line" ;;
   esac
 else
@@ -61,13 +65,20 @@ reboot -f
 "#;
 
 /// The inner script (in `chroot /host` in L1): `$1` coco-vmm, `$2` the
-/// kernel, `$3` the bench initramfs, `$4` iterations. Runs the hive, then
-/// QEMU (`-accel kvm`, L1's kvm_amd) on a synthetic share.
-pub const BENCH_SCRIPT: &str = r#"vmm=$1 kernel=$2 initrd=$3 iters=$4
+/// kernel, `$3` the bench initramfs, `$4` iterations, `$5` rounds. Each
+/// round runs the hive, then QEMU (`-accel kvm`, L1's kvm_amd) on a
+/// synthetic share; alternating the two spreads a shared machine's load
+/// changes over both sides. Labels are `coco-<round>` and `qemu-<round>`.
+pub const BENCH_SCRIPT: &str = r#"vmm=$1 kernel=$2 initrd=$3 iters=$4 rounds=$5
 d=/tmp/ninep-bench
 rm -rf $d; mkdir -p $d/share
 cmdline="console=ttyS0 panic=-1 reboot=k quiet bench_iters=$iters"
-cat > $d/hive.toml <<EOF
+head -c 128 /dev/zero | tr '\0' 's' > $d/share/small
+head -c 1048576 /dev/zero | tr '\0' 'b' > $d/share/big
+round=1
+while [ $round -le $rounds ]; do
+  rm -rf $d/state
+  cat > $d/hive.toml <<EOF
 [hive]
 name = "bench"
 state_dir = "$d/state"
@@ -78,20 +89,20 @@ name = "worker-1"
 kind = "linux"
 kernel = "$kernel"
 initrd = "$initrd"
-cmdline = "$cmdline bench=coco"
+cmdline = "$cmdline bench=coco bench_label=coco-$round"
 memory_mib = 256
 EOF
-"$vmm" run --config $d/hive.toml
-echo "BENCH-EXIT coco rc=$?"
-head -c 128 /dev/zero | tr '\0' 's' > $d/share/small
-: > $d/share/append
-head -c 1048576 /dev/zero | tr '\0' 'b' > $d/share/big
-qemu-system-x86_64 -accel kvm -cpu host -M pc -m 256 -smp 1 -nodefaults -no-reboot \
-  -display none -serial stdio -monitor none \
-  -kernel "$kernel" -initrd "$initrd" -append "$cmdline bench=qemu" \
-  -fsdev local,id=share,path=$d/share,security_model=none \
-  -device virtio-9p-pci,fsdev=share,mount_tag=hive
-echo "BENCH-EXIT qemu rc=$?"
+  "$vmm" run --config $d/hive.toml
+  echo "BENCH-EXIT coco-$round rc=$?"
+  : > $d/share/append
+  qemu-system-x86_64 -accel kvm -cpu host -M pc -m 256 -smp 1 -nodefaults -no-reboot \
+    -display none -serial stdio -monitor none \
+    -kernel "$kernel" -initrd "$initrd" -append "$cmdline bench=qemu bench_label=qemu-$round" \
+    -fsdev local,id=share,path=$d/share,security_model=none \
+    -device virtio-9p-pci,fsdev=share,mount_tag=hive
+  echo "BENCH-EXIT qemu-$round rc=$?"
+  round=$((round + 1))
+done
 "#;
 
 /// Builds a release `coco-vmm` into `target_dir` (the benchmark compares
@@ -176,6 +187,7 @@ pub fn inner_test(vmm: &Path, kernel: &Path, initrd: &Path) -> InnerTest {
             arg(kernel),
             arg(initrd),
             ITERS.to_string(),
+            ROUNDS.to_string(),
         ],
         Duration::from_secs(900),
     )
@@ -215,12 +227,17 @@ pub fn parse(output: &[String]) -> Result<BTreeMap<String, Side>, String> {
     Ok(sides)
 }
 
-/// The comparison table: one row per metric, coco, QEMU and ours/QEMU.
-pub fn table(sides: &BTreeMap<String, Side>) -> Result<String, String> {
-    let coco = sides.get("coco").ok_or("no numbers from the coco run")?;
-    let qemu = sides.get("qemu").ok_or("no numbers from the QEMU run")?;
-    let mut out = String::from(
-        "nested tier (L1 TCG, L2 on kvm_amd): absolute numbers are not hardware numbers\n",
+/// The comparison table of round `round`: one row per metric, coco, QEMU
+/// and ours/QEMU.
+pub fn table(sides: &BTreeMap<String, Side>, round: u32) -> Result<String, String> {
+    let coco = sides
+        .get(&format!("coco-{round}"))
+        .ok_or(format!("no numbers from coco run {round}"))?;
+    let qemu = sides
+        .get(&format!("qemu-{round}"))
+        .ok_or(format!("no numbers from QEMU run {round}"))?;
+    let mut out = format!(
+        "round {round}: nested tier (L1 TCG, L2 on kvm_amd): absolute numbers are not hardware numbers\n"
     );
     out.push_str(&format!(
         "{:<22} {:>17} {:>17} {:>9}\n",
@@ -258,13 +275,13 @@ mod tests {
 
     fn lines() -> Vec<String> {
         [
-            "[worker-1] BENCH coco small-read us median=100.0 mean=110.0 min=90.0 max=300.0 n=10",
-            "[worker-1] BENCH coco small-append us median=120.0 mean=130.0 min=90.0 max=300.0 n=10",
-            "[worker-1] BENCH coco read-1024KiB MiB/s best=50.0 mean=40.0 passes=8",
-            "[worker-1] BENCH coco done",
-            "BENCH qemu small-read us median=50.0 mean=55.0 min=40.0 max=90.0 n=10",
-            "BENCH qemu small-append us median=60.0 mean=65.0 min=40.0 max=90.0 n=10",
-            "BENCH qemu read-1024KiB MiB/s best=100.0 mean=80.0 passes=8",
+            "[worker-1] BENCH coco-1 small-read us median=100.0 mean=110.0 min=90.0 max=300.0 n=10",
+            "[worker-1] BENCH coco-1 small-append us median=120.0 mean=130.0 min=90.0 max=300.0 n=10",
+            "[worker-1] BENCH coco-1 read-1024KiB MiB/s best=50.0 mean=40.0 passes=8",
+            "[worker-1] BENCH coco-1 done",
+            "BENCH qemu-1 small-read us median=50.0 mean=55.0 min=40.0 max=90.0 n=10",
+            "BENCH qemu-1 small-append us median=60.0 mean=65.0 min=40.0 max=90.0 n=10",
+            "BENCH qemu-1 read-1024KiB MiB/s best=100.0 mean=80.0 passes=8",
         ]
         .map(String::from)
         .to_vec()
@@ -273,10 +290,14 @@ mod tests {
     #[test]
     fn parses_both_sides_and_prints_ratios() {
         let sides = parse(&lines()).unwrap();
-        assert_eq!(sides["coco"]["small-read"]["median"], 100.0);
-        assert_eq!(sides["qemu"]["read-1024KiB"]["best"], 100.0);
-        let t = table(&sides).unwrap();
-        assert!(t.starts_with("nested tier (L1 TCG, L2 on kvm_amd)"), "{t}");
+        assert_eq!(sides["coco-1"]["small-read"]["median"], 100.0);
+        assert_eq!(sides["qemu-1"]["read-1024KiB"]["best"], 100.0);
+        let t = table(&sides, 1).unwrap();
+        assert!(
+            t.starts_with("round 1: nested tier (L1 TCG, L2 on kvm_amd)"),
+            "{t}"
+        );
+        assert!(table(&sides, 2).is_err());
         let row = t
             .lines()
             .find(|l| l.starts_with("small-read median"))
@@ -292,9 +313,9 @@ mod tests {
     #[test]
     fn a_fail_line_or_a_missing_side_is_an_error() {
         let mut l = lines();
-        l.push("BENCH qemu FAIL pread big: No data available".into());
+        l.push("BENCH qemu-1 FAIL pread big: No data available".into());
         assert!(parse(&l).unwrap_err().contains("pread big"));
         let only_coco: Vec<String> = lines().into_iter().filter(|l| l.contains("coco")).collect();
-        assert!(table(&parse(&only_coco).unwrap()).is_err());
+        assert!(table(&parse(&only_coco).unwrap(), 1).is_err());
     }
 }

@@ -106,13 +106,19 @@ fn bench(target: &std::path::Path, no_build: bool, echo: bool) -> Result<ExitCod
     let Some(r) = report.results.first() else {
         anyhow::bail!("L1 reported no result for the benchmark");
     };
-    let table = coco_nested::bench::parse(&r.output)
-        .and_then(|sides| coco_nested::bench::table(&sides))
+    let tables = coco_nested::bench::parse(&r.output)
+        .and_then(|sides| {
+            (1..=coco_nested::bench::ROUNDS)
+                .map(|round| coco_nested::bench::table(&sides, round))
+                .collect::<Result<Vec<_>, _>>()
+        })
         .map_err(|why| anyhow::anyhow!("{why}\n{}", r.describe()))?;
     for l in r.output.iter().filter(|l| l.contains("BENCH")) {
         println!("{l}");
     }
-    println!("{table}");
+    for t in tables {
+        println!("{t}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
