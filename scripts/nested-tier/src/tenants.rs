@@ -266,19 +266,7 @@ pub fn boot_linux_l2(bins: &Binaries) -> Tenant {
     let name = "boot-linux-l2";
     let about = "coco-vmm boots Debian's Linux bzImage (64-bit boot protocol, initramfs) as L2; /init prints a marker and resets";
     let Some(l2) = &bins.l2_linux else {
-        return Tenant {
-            test: InnerTest::new(
-                name,
-                [
-                    "/bin/sh",
-                    "-c",
-                    "echo 'the L2 Linux inputs were not staged (Binaries::stage_l2_linux)'; exit 2",
-                ],
-                Duration::from_secs(10),
-            ),
-            about,
-            check: |_| Err("not staged".into()),
-        };
+        return not_staged(name, about);
     };
     let vmm = bins.coco_vmm.display().to_string();
     let kernel = l2.kernel.display().to_string();
