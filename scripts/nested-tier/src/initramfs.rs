@@ -19,6 +19,17 @@ impl Initramfs {
     /// `/dev/console` (the kernel opens it for init before devtmpfs is
     /// mounted) and the mount points the script uses.
     pub fn build(modules: &[KernelModule], busybox: &[u8], init_script: &str) -> Vec<u8> {
+        Self::build_with(modules, busybox, init_script, &[])
+    }
+
+    /// [`Initramfs::build`] plus `files` (path, mode 0755, contents), e.g. a
+    /// static benchmark program under `/bin`.
+    pub fn build_with(
+        modules: &[KernelModule],
+        busybox: &[u8],
+        init_script: &str,
+        files: &[(&str, &[u8])],
+    ) -> Vec<u8> {
         let mut w = CpioWriter::new();
         for d in [
             "/bin",
@@ -39,6 +50,9 @@ impl Initramfs {
         w.symlink("/bin/sh", "busybox");
         for (i, m) in modules.iter().enumerate() {
             w.file(&Self::module_path(i, m), 0o644, &m.data);
+        }
+        for (path, data) in files {
+            w.file(path, 0o755, data);
         }
         w.file("/init", 0o755, init_script.as_bytes());
         w.finish()

@@ -20,10 +20,12 @@
 //!   into per-test results;
 //! - [`tenants`] is the list of named inner tests and their assertions.
 
+pub mod bench;
 pub mod cache;
 pub mod cpio;
 pub mod elf;
 pub mod error;
+pub mod hive9p;
 pub mod initramfs;
 pub mod modules;
 pub mod qemu;

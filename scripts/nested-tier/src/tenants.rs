@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::cache::{Cache, workspace_root};
 use crate::initramfs::Initramfs;
 use crate::tier::{InnerResult, InnerTest, TierReport};
-use crate::{Error, Result, tool};
+use crate::{Error, Result, hive9p, modules, tool};
 
 /// A named inner test and what its output must show.
 #[derive(Debug, Clone)]
@@ -42,6 +42,8 @@ impl Tenant {
 pub struct Binaries {
     /// `coco-vmm`.
     pub coco_vmm: PathBuf,
+    /// `cohsh` (the queen's shell in `linux-mounts-hive`).
+    pub cohsh: PathBuf,
     /// The L2 Linux guest's kernel and initramfs, once staged with
     /// [`Binaries::stage_l2_linux`].
     pub l2_linux: Option<L2Linux>,
@@ -54,6 +56,10 @@ pub struct L2Linux {
     pub kernel: PathBuf,
     /// The L2 initramfs (busybox and [`L2_INIT`]).
     pub initrd: PathBuf,
+    /// The L2 initramfs of `linux-mounts-hive`: busybox, the 9p modules
+    /// ([`hive9p::L2_HIVE_MODULES`] and dependencies) and
+    /// [`hive9p::L2_HIVE_INIT`].
+    pub hive_initrd: PathBuf,
 }
 
 /// The console line the L2 guest's `/init` prints (followed by its
@@ -79,6 +85,7 @@ impl Binaries {
     pub fn in_target_dir(target_dir: &Path) -> Self {
         Self {
             coco_vmm: target_dir.join("debug/coco-vmm"),
+            cohsh: target_dir.join("debug/cohsh"),
             l2_linux: None,
         }
     }
@@ -96,32 +103,46 @@ impl Binaries {
         let image = Initramfs::build(&[], &busybox, L2_INIT);
         let initrd = dir.join("linux-initramfs.cpio");
         std::fs::write(&initrd, image).map_err(|e| Error::io("write", &initrd, e))?;
+        let modules = modules::resolve(&cache.modules_dir, hive9p::L2_HIVE_MODULES)?;
+        let hive_image = Initramfs::build(&modules, &busybox, hive9p::L2_HIVE_INIT);
+        let hive_initrd = dir.join("linux-hive-initramfs.cpio");
+        std::fs::write(&hive_initrd, hive_image)
+            .map_err(|e| Error::io("write", &hive_initrd, e))?;
         let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
         self.l2_linux = Some(L2Linux {
             kernel: absolute(&cache.kernel),
             initrd: absolute(&initrd),
+            hive_initrd: absolute(&hive_initrd),
         });
         Ok(self)
     }
 
-    /// Builds them (`cargo build -p coco-vmm`, debug, into `target_dir`) so
+    /// Builds them (`cargo build -p coco-vmm -p cohsh`, debug, into `target_dir`) so
     /// they are current before L1 boots. `cargo` is `$CARGO` when run from
     /// cargo, else `cargo` from PATH.
     pub fn build(target_dir: &Path) -> Result<Self> {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         tool::run(
             Command::new(cargo)
-                .args(["build", "-q", "-p", "coco-vmm", "--bin", "coco-vmm"])
+                .args([
+                    "build", "-q", "-p", "coco-vmm", "--bin", "coco-vmm", "-p", "cohsh", "--bin",
+                    "cohsh",
+                ])
                 .env("CARGO_TARGET_DIR", target_dir)
                 .current_dir(workspace_root()),
             Duration::from_secs(1800),
         )?;
         let bins = Self::in_target_dir(target_dir);
-        if !bins.coco_vmm.is_file() {
-            return Err(Error::MissingFile {
-                what: "debug/coco-vmm after cargo build".into(),
-                dir: target_dir.to_path_buf(),
-            });
+        for (bin, what) in [
+            (&bins.coco_vmm, "debug/coco-vmm after cargo build"),
+            (&bins.cohsh, "debug/cohsh after cargo build"),
+        ] {
+            if !bin.is_file() {
+                return Err(Error::MissingFile {
+                    what: what.into(),
+                    dir: target_dir.to_path_buf(),
+                });
+            }
         }
         Ok(bins)
     }
@@ -141,6 +162,7 @@ pub fn all(bins: &Binaries) -> Vec<Tenant> {
         boot_linux_l2(bins),
         vfio_edu(bins),
         vfio_edu_trapped(bins),
+        linux_mounts_hive(bins),
     ]
 }
 
@@ -244,19 +266,7 @@ pub fn boot_linux_l2(bins: &Binaries) -> Tenant {
     let name = "boot-linux-l2";
     let about = "coco-vmm boots Debian's Linux bzImage (64-bit boot protocol, initramfs) as L2; /init prints a marker and resets";
     let Some(l2) = &bins.l2_linux else {
-        return Tenant {
-            test: InnerTest::new(
-                name,
-                [
-                    "/bin/sh",
-                    "-c",
-                    "echo 'the L2 Linux inputs were not staged (Binaries::stage_l2_linux)'; exit 2",
-                ],
-                Duration::from_secs(10),
-            ),
-            about,
-            check: |_| Err("not staged".into()),
-        };
+        return not_staged(name, about);
     };
     let vmm = bins.coco_vmm.display().to_string();
     let kernel = l2.kernel.display().to_string();
@@ -326,6 +336,55 @@ fn check_linux_l2_boot(r: &InnerResult) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("missing or wrong: {}", missing.join("; ")))
+    }
+}
+
+/// `linux-mounts-hive`: `coco-vmm run` with a Linux L2 guest `worker-1`
+/// that mounts the namespace over virtio-9p and runs [`hive9p`]'s checks,
+/// while `cohsh` in L1 attaches as the queen and waits for its heartbeat.
+pub fn linux_mounts_hive(bins: &Binaries) -> Tenant {
+    let name = "linux-mounts-hive";
+    let about = "coco-vmm run: a Linux L2 worker mounts the hive over virtio-9p (ls, cat, echo >>, tail -f + flush, denials); cohsh as queen sees its heartbeat";
+    let Some(l2) = &bins.l2_linux else {
+        return not_staged(name, about);
+    };
+    let arg = |p: &Path| p.display().to_string();
+    Tenant {
+        test: InnerTest::new(
+            name,
+            [
+                "/bin/sh".to_string(),
+                "-c".into(),
+                hive9p::HIVE_SCRIPT.into(),
+                name.into(),
+                arg(&bins.coco_vmm),
+                arg(&bins.cohsh),
+                arg(&l2.kernel),
+                arg(&l2.hive_initrd),
+            ],
+            Duration::from_secs(300),
+        )
+        .env("COCO_LOG", "info")
+        .env("NO_COLOR", "1"),
+        about,
+        check: hive9p::check_linux_mounts_hive,
+    }
+}
+
+/// A tenant that fails saying the L2 inputs were not staged.
+fn not_staged(name: &str, about: &'static str) -> Tenant {
+    Tenant {
+        test: InnerTest::new(
+            name,
+            [
+                "/bin/sh",
+                "-c",
+                "echo 'the L2 Linux inputs were not staged (Binaries::stage_l2_linux)'; exit 2",
+            ],
+            Duration::from_secs(10),
+        ),
+        about,
+        check: |_| Err("not staged".into()),
     }
 }
 

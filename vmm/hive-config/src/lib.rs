@@ -39,6 +39,7 @@
 //! |---|---|---|---|
 //! | `name` | string | yes | Hive name; see *Names* below. |
 //! | `state_dir` | string (path) | no | Directory for the control socket and the audit journal; the VMM picks a default when absent. Relative paths resolve against the config file's directory. Not checked for existence (the VMM creates it). |
+//! | `telemetry_ring_kib` | integer | no | Size of each `/worker/<id>/telemetry` ring in KiB, [`MIN_TELEMETRY_RING_KIB`]..=[`MAX_TELEMETRY_RING_KIB`]; absent = NineDoor's default (4 KiB). Benchmarks use a large ring as a file of known size to read back. |
 //!
 //! ## `[[guest]]`
 //!
@@ -129,6 +130,10 @@ pub const MAX_VFIO_BYTES: usize = 256;
 pub const MAX_CMDLINE_BYTES: usize = 2048;
 /// Smallest `memory_mib`.
 pub const MIN_MEMORY_MIB: u32 = 2;
+/// Smallest `hive.telemetry_ring_kib`.
+pub const MIN_TELEMETRY_RING_KIB: u32 = 1;
+/// Largest `hive.telemetry_ring_kib` (64 MiB per worker).
+pub const MAX_TELEMETRY_RING_KIB: u32 = 65_536;
 /// Largest `memory_mib` (256 GiB).
 pub const MAX_MEMORY_MIB: u32 = 262_144;
 /// `memory_mib` when absent.
@@ -205,6 +210,9 @@ pub struct HiveConfig {
     /// `hive.state_dir`: directory for the control socket and the audit journal, resolved
     /// against the config file's directory; `None` = the VMM's default.
     pub state_dir: Option<PathBuf>,
+    /// `hive.telemetry_ring_kib`: KiB kept by each worker's telemetry ring; `None` =
+    /// NineDoor's default.
+    pub telemetry_ring_kib: Option<u32>,
     /// The `[[guest]]` tables in file order; 1 to [`MAX_GUESTS`], unique names.
     pub guests: Vec<GuestConfig>,
 }
@@ -460,11 +468,16 @@ mod ser {
             struct Hive<'a>(&'a HiveConfig);
             impl Serialize for Hive<'_> {
                 fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                    let n = if self.0.state_dir.is_some() { 2 } else { 1 };
+                    let n = 1
+                        + usize::from(self.0.state_dir.is_some())
+                        + usize::from(self.0.telemetry_ring_kib.is_some());
                     let mut st = s.serialize_struct("hive", n)?;
                     st.serialize_field("name", &self.0.name)?;
                     if let Some(dir) = &self.0.state_dir {
                         st.serialize_field("state_dir", dir)?;
+                    }
+                    if let Some(kib) = &self.0.telemetry_ring_kib {
+                        st.serialize_field("telemetry_ring_kib", kib)?;
                     }
                     st.end()
                 }

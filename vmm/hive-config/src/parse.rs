@@ -18,12 +18,12 @@ use crate::error::ErrorKind;
 use crate::{
     BUILTIN_PREFIX, ConfigError, ConfigOrigin, DEFAULT_MEMORY_MIB, DEFAULT_VCPUS, GuestConfig,
     GuestKind, HiveConfig, ImageSource, Location, MAX_CMDLINE_BYTES, MAX_CONFIG_BYTES, MAX_GUESTS,
-    MAX_MEMORY_MIB, MAX_REPORTED_ERRORS, MAX_VCPUS, MAX_VFIO_BYTES, MAX_VFIO_DEVICES,
-    MIN_MEMORY_MIB, MIN_VCPUS, Role, validate_name,
+    MAX_MEMORY_MIB, MAX_REPORTED_ERRORS, MAX_TELEMETRY_RING_KIB, MAX_VCPUS, MAX_VFIO_BYTES,
+    MAX_VFIO_DEVICES, MIN_MEMORY_MIB, MIN_TELEMETRY_RING_KIB, MIN_VCPUS, Role, validate_name,
 };
 
 const TOP_KEYS: &[&str] = &["hive", "guest"];
-const HIVE_KEYS: &[&str] = &["name", "state_dir"];
+const HIVE_KEYS: &[&str] = &["name", "state_dir", "telemetry_ring_kib"];
 const GUEST_KEYS: &[&str] = &[
     "name",
     "kind",
@@ -114,16 +114,32 @@ pub(crate) fn parse(
         builtins,
         errors: Vec::new(),
     };
-    let (name, state_dir, guests) = v.document(doc.get_ref());
+    let (
+        HiveTable {
+            name,
+            state_dir,
+            telemetry_ring_kib,
+        },
+        guests,
+    ) = v.document(doc.get_ref());
     match name {
         Some(name) if v.errors.is_empty() => Ok(HiveConfig {
             origin,
             name,
             state_dir,
+            telemetry_ring_kib,
             guests,
         }),
         _ => Err(v.into_error(origin)),
     }
+}
+
+/// The `[hive]` table's values (each `None` when absent or invalid).
+#[derive(Default)]
+struct HiveTable {
+    name: Option<String>,
+    state_dir: Option<PathBuf>,
+    telemetry_ring_kib: Option<u32>,
 }
 
 /// One problem, still as a byte span.
@@ -196,16 +212,13 @@ impl Validator<'_> {
     }
 
     /// The whole document: `[hive]` and `[[guest]]`.
-    fn document(
-        &mut self,
-        doc: &DeTable<'_>,
-    ) -> (Option<String>, Option<PathBuf>, Vec<GuestConfig>) {
+    fn document(&mut self, doc: &DeTable<'_>) -> (HiveTable, Vec<GuestConfig>) {
         self.check_keys(doc, TOP_KEYS, "at the top level", None);
 
-        let (name, state_dir) = match get(doc, "hive") {
+        let hive = match get(doc, "hive") {
             None => {
                 self.err(0..0, Some("hive".to_owned()), ErrorKind::MissingHive);
-                (None, None)
+                HiveTable::default()
             }
             Some(v) => match v.get_ref() {
                 DeValue::Table(t) => self.hive(t, v.span()),
@@ -218,7 +231,7 @@ impl Validator<'_> {
                             found: type_name(other),
                         },
                     );
-                    (None, None)
+                    HiveTable::default()
                 }
             },
         };
@@ -258,14 +271,10 @@ impl Validator<'_> {
                 ),
             },
         }
-        (name, state_dir, guests)
+        (hive, guests)
     }
 
-    fn hive(
-        &mut self,
-        table: &DeTable<'_>,
-        header: Range<usize>,
-    ) -> (Option<String>, Option<PathBuf>) {
+    fn hive(&mut self, table: &DeTable<'_>, header: Range<usize>) -> HiveTable {
         const P: Option<&str> = Some("hive");
         self.check_keys(table, HIVE_KEYS, "in [hive]", P);
         let name = match get(table, "name") {
@@ -278,7 +287,20 @@ impl Validator<'_> {
         let state_dir = get(table, "state_dir")
             .and_then(|v| self.path_string(v, key_path(P, "state_dir")))
             .map(|s| self.resolve(s));
-        (name, state_dir)
+        let telemetry_ring_kib = get(table, "telemetry_ring_kib").and_then(|v| {
+            self.integer(
+                v,
+                key_path(P, "telemetry_ring_kib"),
+                MIN_TELEMETRY_RING_KIB.into(),
+                MAX_TELEMETRY_RING_KIB.into(),
+            )
+            .and_then(|n| u32::try_from(n).ok())
+        });
+        HiveTable {
+            name,
+            state_dir,
+            telemetry_ring_kib,
+        }
     }
 
     fn guest(

@@ -345,6 +345,40 @@ fn vcpus_range() {
     assert!(matches!(e.kind(), ErrorKind::OutOfRange { .. }), "{e}");
 }
 
+/// `MIN` with `line` added to the `[hive]` table (it lands on line 3).
+fn hive_with(line: &str) -> String {
+    MIN.replacen(
+        "name = \"demo\"\n",
+        &format!("name = \"demo\"\n{line}\n"),
+        1,
+    )
+}
+
+#[test]
+fn telemetry_ring_kib_is_optional_bounded_and_round_trips() {
+    assert_eq!(parse(MIN).unwrap().telemetry_ring_kib, None);
+    let hive = parse(&hive_with("telemetry_ring_kib = 2048")).unwrap();
+    assert_eq!(hive.telemetry_ring_kib, Some(2048));
+    let text = toml::to_string(&hive).unwrap();
+    assert!(text.contains("telemetry_ring_kib = 2048"), "{text}");
+    let e = err(&hive_with("telemetry_ring_kib = 0"));
+    assert_at(&e, 3, 22, "hive.telemetry_ring_kib");
+    assert_eq!(
+        e.to_string(),
+        "hive.toml:3:22: hive.telemetry_ring_kib: must be between 1 and 65536, got 0"
+    );
+    assert!(
+        err(&hive_with("telemetry_ring_kib = 65537"))
+            .to_string()
+            .ends_with("got 65537")
+    );
+    assert!(
+        err(&hive_with("telemetry_ring_kib = \"big\""))
+            .to_string()
+            .contains("telemetry_ring_kib")
+    );
+}
+
 #[test]
 fn memory_range() {
     let e = err(&guest_with("memory_mib = 1"));

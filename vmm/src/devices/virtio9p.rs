@@ -29,7 +29,7 @@ use event_manager::{EventOps, EventSet, Events, MutEventSubscriber};
 use secure9p::errno;
 use secure9p::limits::{HEADER_LEN, MAX_MSIZE};
 use secure9p::wire::{self, Response};
-use tracing::{debug, warn};
+use tracing::{debug, trace, warn};
 use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::EventFd;
 
@@ -84,6 +84,7 @@ impl NinePDevice {
             warn!(guest = %self.guest, "{e}");
         }
         for frame in frames {
+            trace!(guest = %self.guest, "-> {}", describe_frame(&frame));
             let sent = match self.bridge.as_mut() {
                 Some(bridge) => bridge.write_all(&frame).is_ok(),
                 None => false,
@@ -100,6 +101,7 @@ impl NinePDevice {
 
     /// Delivers one reply frame from the supervisor.
     pub fn deliver(&mut self, frame: &[u8]) {
+        trace!(guest = %self.guest, "<- {}", describe_frame(frame));
         match self.transport.device_mut().complete(&self.memory, frame) {
             Ok(()) => {}
             Err(coco_virtio9p::CompleteError::UnknownTag(tag)) => {
@@ -261,3 +263,71 @@ pub fn bridge_from_fd(fd: OwnedFd) -> std::io::Result<UnixStream> {
 
 /// The register the notify ioeventfd watches, relative to the window.
 pub const NOTIFY_OFFSET: u64 = reg::QUEUE_NOTIFY;
+
+/// One line about a 9P frame for `COCO_LOG=coco_vmm::devices::virtio9p=trace`:
+/// type, tag and size, plus offset and count of `Tread`/`Twrite`, the byte
+/// count of `Rread`/`Rwrite` and the errno of `Rlerror`. Reads only the
+/// fixed-position fields, so any byte string is safe to describe.
+fn describe_frame(frame: &[u8]) -> String {
+    let u16_at = |at: usize| {
+        frame
+            .get(at..at + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+    };
+    let u32_at = |at: usize| {
+        frame
+            .get(at..at + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let u64_at = |at: usize| {
+        frame.get(at..at + 8).map(|b| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(b);
+            u64::from_le_bytes(a)
+        })
+    };
+    let (Some(size), Some(&ty), Some(tag)) = (u32_at(0), frame.get(4), u16_at(5)) else {
+        return format!("short frame ({} bytes)", frame.len());
+    };
+    let detail = match ty {
+        116 | 118 => match (u32_at(7), u64_at(11), u32_at(19)) {
+            (Some(fid), Some(offset), Some(count)) => {
+                let name = if ty == 116 { "Tread" } else { "Twrite" };
+                format!("{name} fid {fid} offset {offset} count {count}")
+            }
+            _ => "truncated Tread/Twrite".into(),
+        },
+        117 => format!("Rread {} bytes", u32_at(7).unwrap_or(0)),
+        119 => format!("Rwrite {} bytes", u32_at(7).unwrap_or(0)),
+        7 => format!("Rlerror {}", u32_at(7).unwrap_or(0)),
+        108 => format!("Tflush oldtag {}", u16_at(7).unwrap_or(0)),
+        109 => "Rflush".into(),
+        other => format!("type {other}"),
+    };
+    format!("{detail} tag {tag} size {size}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe_frame;
+
+    #[test]
+    fn frames_are_described_by_their_fixed_fields() {
+        let mut tread = vec![23, 0, 0, 0, 116, 5, 0, 9, 0, 0, 0];
+        tread.extend_from_slice(&4096u64.to_le_bytes());
+        tread.extend_from_slice(&65512u32.to_le_bytes());
+        assert_eq!(
+            describe_frame(&tread),
+            "Tread fid 9 offset 4096 count 65512 tag 5 size 23"
+        );
+        let rread = [11, 0, 0, 0, 117, 5, 0, 0, 0, 0, 0];
+        assert_eq!(describe_frame(&rread), "Rread 0 bytes tag 5 size 11");
+        let lerror = [11, 0, 0, 0, 7, 1, 0, 29, 0, 0, 0];
+        assert_eq!(describe_frame(&lerror), "Rlerror 29 tag 1 size 11");
+        assert_eq!(describe_frame(&[1, 2]), "short frame (2 bytes)");
+        assert_eq!(
+            describe_frame(&[30, 0, 0, 0, 116, 0, 0, 1]),
+            "truncated Tread/Twrite tag 0 size 30"
+        );
+    }
+}

@@ -144,6 +144,19 @@ pub fn socket_path(state: &Path) -> PathBuf {
     state.join("hive.sock")
 }
 
+/// The namespace's configuration from hive.toml: its name and, when set,
+/// the telemetry ring size; NineDoor's defaults for the rest.
+fn hive_spec(config: &HiveConfig) -> HiveSpec {
+    let mut spec = HiveSpec {
+        name: config.name.clone(),
+        ..HiveSpec::default()
+    };
+    if let Some(kib) = config.telemetry_ring_kib {
+        spec.telemetry_ring_bytes = kib as usize * 1024;
+    }
+    spec
+}
+
 /// Serves the namespace: NineDoor on the hive's state directory, with
 /// effects that start real VM processes.
 fn start_namespace(
@@ -151,10 +164,7 @@ fn start_namespace(
     state: &Path,
     processes: &Arc<Processes>,
 ) -> Result<(Server, Arc<Hive>), HiveError> {
-    let spec = HiveSpec {
-        name: config.name.clone(),
-        ..HiveSpec::default()
-    };
+    let spec = hive_spec(config);
     let effects = VmEffects::new(config.guests.clone(), processes.clone());
     let hive = Hive::new(spec, state, Arc::new(SystemClock), effects.clone())
         .map_err(|e| HiveError::Namespace(e.to_string()))?;
@@ -249,6 +259,31 @@ pub fn run(config: &HiveConfig, exe: &Path) -> Result<u8, HiveError> {
 mod tests {
     use super::*;
     use coco_hive_config::ImageSource;
+
+    #[test]
+    fn hive_toml_telemetry_ring_kib_sizes_the_rings() {
+        let text = "[hive]\nname = \"h\"\n[[guest]]\nname = \"worker-1\"\nkind = \"coconut\"\nkernel = \"builtin:k\"\n";
+        let parse = |t: &str| {
+            HiveConfig::parse(
+                t,
+                coco_hive_config::ConfigOrigin::Embedded,
+                Path::new("/"),
+                &["k"],
+            )
+            .unwrap()
+        };
+        let default = hive_spec(&parse(text));
+        assert_eq!(default.name, "h");
+        assert_eq!(
+            default.telemetry_ring_bytes,
+            HiveSpec::default().telemetry_ring_bytes
+        );
+        let big = text.replace(
+            "name = \"h\"\n",
+            "name = \"h\"\ntelemetry_ring_kib = 2048\n",
+        );
+        assert_eq!(hive_spec(&parse(&big)).telemetry_ring_bytes, 2048 * 1024);
+    }
 
     #[test]
     fn boot_args_carry_every_guest_setting() {

@@ -4,6 +4,7 @@
 //! cargo run -p coco-nested -- list
 //! cargo run -p coco-nested -- run [TEST...] [--keep] [--quiet]
 //! cargo run -p coco-nested -- prepare
+//! cargo run -p coco-nested -- bench [--no-build]
 //! ```
 
 use std::process::ExitCode;
@@ -27,6 +28,15 @@ enum Cmd {
     List,
     /// Fetch and unpack the Debian packages into the cache.
     Prepare,
+    /// Benchmark virtio-9p from an L2 Linux guest: coco (NineDoor) vs QEMU.
+    Bench {
+        /// Do not `cargo build --release -p coco-vmm` first.
+        #[arg(long)]
+        no_build: bool,
+        /// Copy L1's console to stderr.
+        #[arg(long)]
+        echo: bool,
+    },
     /// Boot L1 once and run the named inner tests (default: all tenants).
     Run {
         /// Inner tests to run, in order.
@@ -68,6 +78,7 @@ fn main() -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Bench { no_build, echo } => bench(&target, no_build, echo),
         Cmd::Run {
             tests,
             keep,
@@ -75,6 +86,40 @@ fn main() -> Result<ExitCode> {
             no_build,
         } => run(&target, &tests, keep, !quiet, no_build),
     }
+}
+
+fn bench(target: &std::path::Path, no_build: bool, echo: bool) -> Result<ExitCode> {
+    let cache = Cache::prepare().context("preparing the package cache")?;
+    let vmm = if no_build {
+        coco_nested::bench::release_vmm(target)?
+    } else {
+        coco_nested::bench::build_release(target).context("building coco-vmm (release)")?
+    };
+    let initrd = coco_nested::bench::stage(target, &cache).context("staging the bench guest")?;
+    let kernel = std::path::absolute(&cache.kernel).unwrap_or_else(|_| cache.kernel.clone());
+    let test = coco_nested::bench::inner_test(&vmm, &kernel, &initrd);
+    let opts = TierOptions {
+        echo,
+        ..TierOptions::default()
+    };
+    let report = tier::run_tier(&cache, &[test], &opts).context("running L1")?;
+    let Some(r) = report.results.first() else {
+        anyhow::bail!("L1 reported no result for the benchmark");
+    };
+    let tables = coco_nested::bench::parse(&r.output)
+        .and_then(|sides| {
+            (1..=coco_nested::bench::ROUNDS)
+                .map(|round| coco_nested::bench::table(&sides, round))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(|why| anyhow::anyhow!("{why}\n{}", r.describe()))?;
+    for l in r.output.iter().filter(|l| l.contains("BENCH")) {
+        println!("{l}");
+    }
+    for t in tables {
+        println!("{t}");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run(
