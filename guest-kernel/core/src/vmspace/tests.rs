@@ -208,7 +208,11 @@ fn window_placement_finds_aligned_gaps() {
     let dma = s
         .map_in_window(Window::Device, 1, Perms::RW, Kind::Dma)
         .unwrap();
-    assert_eq!((dev, dma), (DEVICE_MAP_BASE, DEVICE_MAP_BASE + 2 * PAGE));
+    assert_eq!(
+        (dev, dma),
+        (DEVICE_MAP_BASE, DEVICE_MAP_BASE + 3 * PAGE),
+        "one guard page between device windows"
+    );
     let window_pages = (DEVICE_MAP_BASE - FILE_MAP_BASE) / PAGE;
     assert_eq!(
         s.map_in_window(Window::File, window_pages, Perms::R, Kind::File),
@@ -326,4 +330,113 @@ fn random_operations_keep_the_invariants() {
         );
         assert!(s.charged() <= 1024);
     }
+}
+
+#[test]
+fn device_windows_keep_a_guard_page_and_reuse_freed_gaps() {
+    let mut s = shard();
+    let a = s
+        .map_in_window(Window::Device, 1, Perms::RW, Kind::Device)
+        .unwrap();
+    let b = s
+        .map_in_window(Window::Device, 4, Perms::RW, Kind::Dma)
+        .unwrap();
+    let c = s
+        .map_in_window(Window::Device, 1, Perms::R, Kind::Device)
+        .unwrap();
+    assert_eq!(a, DEVICE_MAP_BASE);
+    assert_eq!(b, a + 2 * PAGE);
+    assert_eq!(c, b + 5 * PAGE);
+    assert_eq!(s.find(a + PAGE), None, "the guard page is not mapped");
+    s.remove(b).unwrap();
+    let d = s
+        .map_in_window(Window::Device, 3, Perms::RW, Kind::Dma)
+        .unwrap();
+    assert_eq!(d, b, "3 pages + guard fit where 4 + guard were");
+    let e = s
+        .map_in_window(Window::Device, 1, Perms::RW, Kind::Dma)
+        .unwrap();
+    assert_eq!(
+        e,
+        c + 2 * PAGE,
+        "1 page + guard do not fit in the 1 page left"
+    );
+}
+
+#[test]
+fn file_windows_start_at_the_asked_phase_of_a_2mib_slot() {
+    let mut s = shard();
+    let a = s
+        .map_in_window_at(Window::File, 0x3000, 2, Perms::R, Kind::File)
+        .unwrap();
+    assert_eq!(a, FILE_MAP_BASE + 0x3000);
+    // Past a's end (FILE_MAP_BASE + 0x5000), the next start with phase 0x1000.
+    let b = s
+        .map_in_window_at(Window::File, 0x1000, 1, Perms::R, Kind::File)
+        .unwrap();
+    assert_eq!(b, FILE_MAP_BASE + 0x1000, "fits below a");
+    let b2 = s
+        .map_in_window_at(Window::File, 0x1000, 3, Perms::R, Kind::File)
+        .unwrap();
+    assert_eq!(
+        b2,
+        FILE_MAP_BASE + FILE_ALIGN + 0x1000,
+        "does not fit below a"
+    );
+    // Phase 0x6000 fits in a's slot after a.
+    let c = s
+        .map_in_window_at(Window::File, 0x6000, 1, Perms::R, Kind::File)
+        .unwrap();
+    assert_eq!(c, FILE_MAP_BASE + 0x6000);
+    assert_eq!(
+        s.map_in_window_at(Window::File, 0x10, 1, Perms::R, Kind::File),
+        Err(VmError::Misaligned)
+    );
+    assert_eq!(
+        s.map_in_window_at(Window::File, FILE_ALIGN, 1, Perms::R, Kind::File),
+        Err(VmError::OutsideUser)
+    );
+    assert_eq!(
+        s.map_in_window_at(Window::Device, PAGE, 1, Perms::R, Kind::Device),
+        Err(VmError::OutsideUser),
+        "device windows are page-aligned: no phase"
+    );
+    let window_pages = (DEVICE_MAP_BASE - FILE_MAP_BASE) / PAGE;
+    assert_eq!(
+        s.map_in_window_at(Window::File, 0x1000, window_pages - 1, Perms::R, Kind::File),
+        Err(VmError::NoSpace)
+    );
+}
+
+#[test]
+fn user_pointers_into_device_windows_are_refused() {
+    let mut s = shard();
+    let mmio = s
+        .map_in_window(Window::Device, 1, Perms::RW, Kind::Device)
+        .unwrap();
+    let dma = s
+        .map_in_window(Window::Device, 1, Perms::RW, Kind::Dma)
+        .unwrap();
+    assert_eq!(s.check_user_range(mmio, 8, false), Err(Error::BadAddress));
+    assert_eq!(s.check_user_range(mmio, 8, true), Err(Error::BadAddress));
+    assert_eq!(
+        s.check_user_range(dma, 8, true),
+        Ok(()),
+        "DMA memory is RAM"
+    );
+}
+
+#[test]
+fn the_heap_never_grows_into_the_file_window() {
+    let mut s = Space::new(FILE_MAP_BASE - 2 * PAGE, 1024);
+    assert_eq!(
+        s.mmap(FILE_MAP_BASE - 2 * PAGE, 2),
+        Ok(FILE_MAP_BASE - 2 * PAGE)
+    );
+    assert_eq!(s.mmap(FILE_MAP_BASE, 1), Err(VmError::NoSpace));
+    assert_eq!(Error::from(VmError::NoSpace), Error::NoMemory);
+    let mut t = Space::new(FILE_MAP_BASE - PAGE, 1024);
+    assert_eq!(t.mmap(FILE_MAP_BASE - PAGE, 2), Err(VmError::NoSpace));
+    assert_eq!((t.heap_end(), t.charged()), (FILE_MAP_BASE - PAGE, 0));
+    assert_eq!(t.quota(), 1024);
 }
