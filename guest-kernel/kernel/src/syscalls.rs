@@ -195,7 +195,7 @@ fn sys_mmap(k: &mut Kernel, id: ShardId, a: &Args) -> Result<Ret, Error> {
     if end > config::FILE_MAP_BASE {
         return Err(Error::NoMemory);
     }
-    if s.pages_used + pages > s.page_quota || k.frames.available < pages + 8 {
+    if s.pages_used + pages > s.page_quota || k.frames.available() < pages + 8 {
         return Err(Error::NoMemory);
     }
     let space = s.space.ok_or(Error::BadAddress)?;
