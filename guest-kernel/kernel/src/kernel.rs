@@ -334,7 +334,7 @@ pub fn end_shard(k: &mut Kernel, id: ShardId, ending: Ending) {
         // SAFETY: the kernel's PML4 maps the kernel half, which is all the
         // kernel uses; the dying space must not stay loaded while freed.
         unsafe { cpu::write_cr3(paging::kernel_pml4_phys()) };
-        space.destroy(&mut k.frames);
+        space.destroy(&mut k.frames, &k.shards[id].vm);
     }
     if k.fpu_owner == Some(id) {
         k.fpu_owner = None;

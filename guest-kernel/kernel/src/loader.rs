@@ -6,18 +6,24 @@
 //! whose tail must read as zero, are copied into fresh frames (never-used
 //! frames are already zero). Then the stack (STACK_PAGES, an unmapped guard
 //! page below it), the read-only info page, and the register frame.
+//!
+//! The whole layout is recorded in the shard's coconut-core `VmSpace` first
+//! (which refuses overlaps, W^X and addresses outside the user half), and
+//! only then mapped.
 
 use coconut_abi::syscall::{Error, config};
 
 use coconut_core::elf;
+use coconut_core::perms::Perms;
+use coconut_core::vmspace::{Kind, Region, VmError};
 
 use crate::ext2::FsError;
 use crate::frames::Frames;
 use crate::gdt;
 use crate::kernel::Kernel;
 use crate::paging::{self, PAGE_SIZE};
-use crate::shard::{MAX_SHARDS, Shard, ShardId, State};
-use crate::uspace::{AddrSpace, Perms};
+use crate::shard::{MAX_SHARDS, Shard, ShardId, State, Vm};
+use crate::uspace::AddrSpace;
 
 /// What to load.
 #[derive(Clone, Copy, Debug)]
@@ -80,6 +86,9 @@ pub fn load(k: &mut Kernel, spec: &Spec<'_>) -> Result<ShardId, LoadError> {
     let image =
         elf::parse(file).map_err(|_| fail(Error::InvalidArgument, "not a valid shard ELF"))?;
     let file_phys = k.ramdisk_phys + (file.as_ptr() as u64 - fs.image_start());
+    let mut vm = Vm::new(heap_start(image.end()), spec.pages);
+    record_layout(&mut vm, &image)
+        .map_err(|e| fail(e.into(), "segments, stack or info page collide"))?;
     let space = AddrSpace::new(&mut k.frames, id).map_err(|e| fail(e, "out of memory"))?;
     let can_map = fs.block_size() == PAGE_SIZE && file_phys.is_multiple_of(PAGE_SIZE);
     let mapped = map_image(
@@ -93,7 +102,7 @@ pub fn load(k: &mut Kernel, spec: &Spec<'_>) -> Result<ShardId, LoadError> {
     let info_pa = match mapped {
         Ok(pa) => pa,
         Err(e) => {
-            space.destroy(&mut k.frames);
+            space.destroy(&mut k.frames, &vm);
             return Err(fail(e, "cannot map the image"));
         }
     };
@@ -101,11 +110,10 @@ pub fn load(k: &mut Kernel, spec: &Spec<'_>) -> Result<ShardId, LoadError> {
     let s = &mut k.shards[id];
     *s = Shard::EMPTY;
     s.space = Some(space);
+    s.vm = vm;
     s.name_len = spec.name.len().min(31);
     s.name[..s.name_len].copy_from_slice(&spec.name[..s.name_len]);
     s.priority = spec.priority.min(3);
-    s.page_quota = spec.pages;
-    s.heap_end = heap_start(image.end());
     s.save.rip = image.entry;
     s.save.rsp = config::STACK_TOP;
     s.save.rdi = config::INFO_VA;
@@ -115,6 +123,37 @@ pub fn load(k: &mut Kernel, spec: &Spec<'_>) -> Result<ShardId, LoadError> {
     s.info_pa = info_pa;
     s.state = State::Created;
     Ok(id)
+}
+
+/// Records every segment, the stack with the guard page below it, and the
+/// info page in `vm`.
+fn record_layout(vm: &mut Vm, image: &elf::Image) -> Result<(), VmError> {
+    for seg in image.segments() {
+        vm.insert(Region {
+            start: seg.page_start(),
+            pages: seg.pages(),
+            perms: seg.perms,
+            kind: if seg.perms.exec() {
+                Kind::Code
+            } else {
+                Kind::Data
+            },
+        })?;
+    }
+    let stack_base = config::STACK_TOP - config::STACK_PAGES * PAGE_SIZE;
+    for (start, pages, perms, kind) in [
+        (stack_base - PAGE_SIZE, 1, Perms::NONE, Kind::Guard),
+        (stack_base, config::STACK_PAGES, Perms::RW, Kind::Stack),
+        (config::INFO_VA, 1, Perms::R, Kind::Info),
+    ] {
+        vm.insert(Region {
+            start,
+            pages,
+            perms,
+            kind,
+        })?;
+    }
+    Ok(())
 }
 
 /// First heap address: one guard page above the image.
@@ -134,10 +173,7 @@ fn map_image(
     for seg in image.segments() {
         let first = seg.page_start();
         let pages = seg.pages();
-        let perms = Perms {
-            write: seg.perms.write(),
-            exec: seg.perms.exec(),
-        };
+        let perms = seg.perms;
         let file_first = seg.offset - (seg.vaddr - first);
         let file_end = seg.offset + seg.filesz;
         for i in 0..pages {
@@ -147,7 +183,7 @@ fn map_image(
             // file bytes would show: map the ramdisk page itself.
             let whole = foff + PAGE_SIZE <= file_end || seg.memsz == seg.filesz;
             if let Some(base) = file_phys
-                && !perms.write
+                && !perms.write()
                 && whole
                 && foff < file_end
                 && foff + PAGE_SIZE <= (file.len() as u64).next_multiple_of(PAGE_SIZE)
@@ -217,7 +253,7 @@ fn map_stack_and_info(
     info.args[..info.args_len as usize].copy_from_slice(&spec.args[..info.args_len as usize]);
     // SAFETY: a fresh pool frame in the window; ShardInfo fits in a page.
     unsafe { (paging::window(info_pa) as *mut config::ShardInfo).write_unaligned(info) };
-    if let Err(e) = space.map(frames, config::INFO_VA, 1, Perms::RO, true, |_, _| {
+    if let Err(e) = space.map(frames, config::INFO_VA, 1, Perms::R, true, |_, _| {
         Ok(info_pa)
     }) {
         frames.free(info_pa);
