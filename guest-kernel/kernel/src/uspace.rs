@@ -297,11 +297,25 @@ impl AddrSpace {
     /// CR3.
     pub fn destroy(self, frames: &mut Frames, vm: &Vm) {
         for r in vm.regions().iter().filter(|r| owns_frames(r.kind)) {
-            for i in 0..r.pages {
-                if let Ok(e) = self.leaf(r.start + i * PAGE_SIZE)
-                    && e & OWNED != 0
-                {
-                    frames.free(e & ADDR_MASK);
+            // One walk per page table, then its slots (a walk per page
+            // costs ~4x the emulated instructions).
+            let mut i = 0;
+            while i < r.pages {
+                let va = r.start + i * PAGE_SIZE;
+                let mut index = (va >> 12) & 511;
+                let in_table = (512 - index).min(r.pages - i);
+                if let Ok(table) = self.table_for(frames, va, false) {
+                    while index < 512 && i < r.pages {
+                        let e = entry(table, index);
+                        if e & (PRESENT | OWNED) == PRESENT | OWNED {
+                            frames.free(e & ADDR_MASK);
+                        }
+                        index += 1;
+                        i += 1;
+                    }
+                } else {
+                    // No table here, or a 2 MiB leaf (never owned).
+                    i += in_table;
                 }
             }
         }
