@@ -1,11 +1,16 @@
 //! User-space drivers: the kernel only maps and routes.
 //!
-//! * `dma_alloc` gives physically contiguous, zeroed (never-used) frames,
-//!   mapped R+W+NX in the device window, and tells the holder their
-//!   guest-physical address (needs a MEMORY capability with MEMORY_DMA).
+//! * `dma_alloc` gives physically contiguous, zeroed frames (charged to
+//!   the page quota), mapped R+W+NX in the device window, and tells the
+//!   holder their guest-physical address (needs a MEMORY capability with
+//!   MEMORY_DMA).
 //! * `mmio_map` maps the MMIO window a MEMORY capability names, uncached
-//!   and NX, writable only with MEMORY_WRITE. Such pages are marked DEVICE:
-//!   the kernel refuses user pointers into them.
+//!   and NX, writable only with MEMORY_WRITE. Such regions are recorded as
+//!   `Kind::Device` (and their leaves marked DEVICE): the kernel refuses
+//!   user pointers into them.
+//!
+//! Window addresses come from the shard's coconut-core `VmSpace` (lowest
+//! gap, one guard page after each window).
 //! * `irq_bind` routes an IOAPIC line (IRQ capability with IRQ_RECEIVE) to
 //!   a channel (SEND): each interrupt masks the line and queues a one-byte
 //!   notification (the line number); `irq_ack` unmasks it. A notification

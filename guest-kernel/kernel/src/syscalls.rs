@@ -291,12 +291,13 @@ fn sys_fs_close(k: &mut Kernel, id: ShardId, a: &Args) -> Result<Ret, Error> {
 /// Maps the whole file read-only + NX from the ramdisk's pages (no copy).
 ///
 /// When the file is one physically contiguous run (what coco-mkext2
-/// writes), the mapping starts at the next free 2 MiB boundary plus the
-/// file's offset inside its 2 MiB ramdisk page, so every whole 2 MiB piece
+/// writes), the shard's `VmSpace` places the mapping in the lowest free gap
+/// of the file window at the file's offset inside its 2 MiB ramdisk page
+/// (`map_in_window_at`), so every whole 2 MiB piece
 /// inside the file maps with one large page and only the edges take 4 KiB
 /// pages: a 60 MB file is ~30 large entries instead of 15 000 small ones
-/// (each emulated on kvm-pvm). Otherwise each block is mapped on its own at
-/// the next 2 MiB boundary, holes as a shared zero page. A large page never
+/// (each emulated on kvm-pvm). Otherwise each block is mapped on its own,
+/// starting at a 2 MiB boundary, holes as a shared zero page. A large page never
 /// reaches past the file, so no other file's bytes become visible.
 fn sys_fs_map(k: &mut Kernel, id: ShardId, a: &Args) -> Result<Ret, Error> {
     let f = file(k, id, a.a[0])?;
