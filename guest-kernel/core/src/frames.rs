@@ -185,18 +185,30 @@ impl<const WORDS: usize> Frames<WORDS> {
     }
 
     /// Allocates the lowest free frame.
+    ///
+    /// The kernel's hottest allocator path (every page of `mmap`, every
+    /// page table), so it touches each word once: one summary scan, then
+    /// the free and used words of one index.
     pub fn alloc(&mut self) -> Option<Frame> {
-        let (si, sword) = self.summary.iter().enumerate().find(|(_, w)| **w != 0)?;
-        let word_index = si
+        let (si, &sword) = self.summary.iter().enumerate().find(|(_, w)| **w != 0)?;
+        let index = si
             .checked_mul(WORD_BITS)?
             .checked_add(sword.trailing_zeros() as usize)?;
-        let word = *self.free.get(word_index)?;
-        let frame = (word_index as u64)
+        let free = self.free.get_mut(index)?;
+        let bit_no = free.trailing_zeros();
+        let bit = 1u64.checked_shl(bit_no)?;
+        *free &= !bit;
+        let emptied = *free == 0;
+        let used = self.used.get_mut(index)?;
+        let zeroed = *used & bit == 0;
+        *used |= bit;
+        self.free_count = self.free_count.saturating_sub(1);
+        if emptied {
+            self.update_summary(index, false);
+        }
+        let frame = (index as u64)
             .checked_mul(BITS)?
-            .checked_add(u64::from(word.trailing_zeros()))?;
-        let zeroed = !self.is_used(frame);
-        self.set_free(frame, false);
-        self.mark_used(frame, true);
+            .checked_add(u64::from(bit_no))?;
         Some(Frame {
             addr: frame.checked_mul(PAGE)?,
             zeroed,
@@ -248,9 +260,28 @@ impl<const WORDS: usize> Frames<WORDS> {
     }
 
     /// Returns a frame (its contents are treated as dirty).
+    ///
+    /// Like [`Frames::alloc`], one look at the frame's two words.
     pub fn free(&mut self, addr: u64) -> Result<(), FrameError> {
-        let frame = self.check_allocated(addr)?;
-        self.set_free(frame, true);
+        if !addr.is_multiple_of(PAGE) || addr >= self.limit() || addr == 0 {
+            return Err(FrameError::BadAddress);
+        }
+        let frame = addr / PAGE;
+        let index = (frame / BITS) as usize;
+        let bit = 1u64 << (frame % BITS);
+        let used = self.used.get(index).copied().unwrap_or(0);
+        let free = self.free.get_mut(index).ok_or(FrameError::BadAddress)?;
+        // Allocated = handed out (used) and not free; reserved frames were
+        // never handed out, so they cannot be freed.
+        if *free & bit != 0 || used & bit == 0 {
+            return Err(FrameError::NotAllocated);
+        }
+        let was_empty = *free == 0;
+        *free |= bit;
+        self.free_count = self.free_count.saturating_add(1);
+        if was_empty {
+            self.update_summary(index, true);
+        }
         Ok(())
     }
 
