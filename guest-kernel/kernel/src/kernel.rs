@@ -494,6 +494,17 @@ fn shutdown(k: &mut Kernel) -> ! {
         .s(", trap entries ")
         .dec(k.trap_entries)
         .nl();
+    // Every shard is gone: frames still in use are the kernel's own (the
+    // shared zero page, if fs_map needed it); more would be a leak.
+    out()
+        .s("frames: ")
+        .dec(k.frames.in_use)
+        .s(" in use at shutdown (")
+        .dec(u64::from(k.zero_frame != 0))
+        .s(" kernel), ")
+        .dec(k.frames.bad_frees)
+        .s(" refused frees")
+        .nl();
     out().s("profile: shards=").dec(shown as u64).nl();
     let mut ok = true;
     for (id, s) in k.shards.iter().enumerate() {
