@@ -24,10 +24,13 @@
 //! unmapped guard page after each, so an access past a window's end faults
 //! instead of reaching the next window.
 
+use crate::elf::Segment;
 use crate::perms::Perms;
 use coconut_abi::syscall::Error;
 use coconut_abi::syscall::MMAP_PAGES_MAX;
-use coconut_abi::syscall::config::{DEVICE_MAP_BASE, FILE_MAP_BASE, STACK_TOP, USER_END, USER_MIN};
+use coconut_abi::syscall::config::{
+    DEVICE_MAP_BASE, FILE_MAP_BASE, INFO_VA, STACK_PAGES, STACK_TOP, USER_END, USER_MIN,
+};
 
 /// Page size.
 pub const PAGE: u64 = 4096;
@@ -159,6 +162,43 @@ impl<const N: usize> VmSpace<N> {
             quota,
             charged: 0,
         }
+    }
+
+    /// A shard's starting layout: every ELF segment (`Code` if executable,
+    /// else `Data`, with its own permissions), the stack (`STACK_PAGES`
+    /// below `STACK_TOP`, R+W) with an inaccessible guard page below it, and
+    /// the read-only info page at `INFO_VA`; the heap starts empty one guard
+    /// page above the highest segment (`image_end`), and `quota` pages may be
+    /// mapped by `mmap` and `dma_alloc`. Fails on any collision or rule.
+    pub fn for_shard(segments: &[Segment], image_end: u64, quota: u64) -> Result<Self, VmError> {
+        let heap_start = image_end.checked_add(PAGE).ok_or(VmError::Overflow)?;
+        let mut space = Self::new(heap_start, quota);
+        for seg in segments {
+            space.insert(Region {
+                start: seg.page_start(),
+                pages: seg.pages(),
+                perms: seg.perms,
+                kind: if seg.perms.exec() {
+                    Kind::Code
+                } else {
+                    Kind::Data
+                },
+            })?;
+        }
+        let stack_base = STACK_TOP.saturating_sub(STACK_PAGES.saturating_mul(PAGE));
+        for (start, pages, perms, kind) in [
+            (stack_base.saturating_sub(PAGE), 1, Perms::NONE, Kind::Guard),
+            (stack_base, STACK_PAGES, Perms::RW, Kind::Stack),
+            (INFO_VA, 1, Perms::R, Kind::Info),
+        ] {
+            space.insert(Region {
+                start,
+                pages,
+                perms,
+                kind,
+            })?;
+        }
+        Ok(space)
     }
 
     /// The regions, sorted by address.

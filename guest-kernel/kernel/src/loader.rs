@@ -3,19 +3,19 @@
 //! Read-only segments are MAPPED from the ramdisk's own pages when the file
 //! system has 4 KiB blocks and the ramdisk is page aligned (the PVH module
 //! is; checked) — nothing is copied. Writable segments, and read-only pages
-//! whose tail must read as zero, are copied into fresh frames (never-used
-//! frames are already zero). Then the stack (STACK_PAGES, an unmapped guard
+//! whose tail must read as zero, are copied into fresh frames (fresh
+//! frames are zero). Then the stack (STACK_PAGES, an unmapped guard
 //! page below it), the read-only info page, and the register frame.
 //!
 //! The whole layout is recorded in the shard's coconut-core `VmSpace` first
-//! (which refuses overlaps, W^X and addresses outside the user half), and
-//! only then mapped.
+//! (`VmSpace::for_shard`, host-tested: it refuses overlaps, W^X and
+//! addresses outside the user half, and places the heap), and only then
+//! mapped.
 
 use coconut_abi::syscall::{Error, config};
 
 use coconut_core::elf;
 use coconut_core::perms::Perms;
-use coconut_core::vmspace::{Kind, Region, VmError};
 
 use crate::ext2::FsError;
 use crate::frames::Frames;
@@ -86,8 +86,7 @@ pub fn load(k: &mut Kernel, spec: &Spec<'_>) -> Result<ShardId, LoadError> {
     let image =
         elf::parse(file).map_err(|_| fail(Error::InvalidArgument, "not a valid shard ELF"))?;
     let file_phys = k.ramdisk_phys + (file.as_ptr() as u64 - fs.image_start());
-    let mut vm = Vm::new(heap_start(image.end()), spec.pages);
-    record_layout(&mut vm, &image)
+    let vm = Vm::for_shard(image.segments(), image.end(), spec.pages)
         .map_err(|e| fail(e.into(), "segments, stack or info page collide"))?;
     let space = AddrSpace::new(&mut k.frames, id).map_err(|e| fail(e, "out of memory"))?;
     let can_map = fs.block_size() == PAGE_SIZE && file_phys.is_multiple_of(PAGE_SIZE);
@@ -98,7 +97,7 @@ pub fn load(k: &mut Kernel, spec: &Spec<'_>) -> Result<ShardId, LoadError> {
         &image,
         space,
     )
-    .and_then(|()| map_stack_and_info(&mut k.frames, space, id, spec, image.end()));
+    .and_then(|()| map_stack_and_info(&mut k.frames, space, id, spec, vm.heap_end()));
     let info_pa = match mapped {
         Ok(pa) => pa,
         Err(e) => {
@@ -123,42 +122,6 @@ pub fn load(k: &mut Kernel, spec: &Spec<'_>) -> Result<ShardId, LoadError> {
     s.info_pa = info_pa;
     s.state = State::Created;
     Ok(id)
-}
-
-/// Records every segment, the stack with the guard page below it, and the
-/// info page in `vm`.
-fn record_layout(vm: &mut Vm, image: &elf::Image) -> Result<(), VmError> {
-    for seg in image.segments() {
-        vm.insert(Region {
-            start: seg.page_start(),
-            pages: seg.pages(),
-            perms: seg.perms,
-            kind: if seg.perms.exec() {
-                Kind::Code
-            } else {
-                Kind::Data
-            },
-        })?;
-    }
-    let stack_base = config::STACK_TOP - config::STACK_PAGES * PAGE_SIZE;
-    for (start, pages, perms, kind) in [
-        (stack_base - PAGE_SIZE, 1, Perms::NONE, Kind::Guard),
-        (stack_base, config::STACK_PAGES, Perms::RW, Kind::Stack),
-        (config::INFO_VA, 1, Perms::R, Kind::Info),
-    ] {
-        vm.insert(Region {
-            start,
-            pages,
-            perms,
-            kind,
-        })?;
-    }
-    Ok(())
-}
-
-/// First heap address: one guard page above the image.
-fn heap_start(image_end: u64) -> u64 {
-    image_end + PAGE_SIZE
 }
 
 /// Maps every segment of `image`; `file_phys` (when the file's pages can be
@@ -222,7 +185,7 @@ fn map_stack_and_info(
     space: AddrSpace,
     id: ShardId,
     spec: &Spec<'_>,
-    image_end: u64,
+    heap_start: u64,
 ) -> Result<u64, Error> {
     let stack_base = config::STACK_TOP - config::STACK_PAGES * PAGE_SIZE;
     space.map(
@@ -241,8 +204,8 @@ fn map_stack_and_info(
         priority: u32::from(spec.priority),
         name_len: spec.name.len().min(31) as u32,
         name: [0; 32],
-        heap_start: heap_start(image_end),
-        heap_end: heap_start(image_end),
+        heap_start,
+        heap_end: heap_start,
         page_quota: spec.pages,
         boot_caps: [u32::MAX; 16],
         args_len: spec.args.len().min(256) as u32,

@@ -1,6 +1,6 @@
 use super::*;
+use crate::elf::Segment;
 use crate::testutil::Rng;
-use coconut_abi::syscall::config::{INFO_VA, STACK_PAGES};
 
 const CODE: u64 = 0x40_0000;
 const HEAP: u64 = 0x60_0000;
@@ -439,4 +439,95 @@ fn the_heap_never_grows_into_the_file_window() {
     assert_eq!(t.mmap(FILE_MAP_BASE - PAGE, 2), Err(VmError::NoSpace));
     assert_eq!((t.heap_end(), t.charged()), (FILE_MAP_BASE - PAGE, 0));
     assert_eq!(t.quota(), 1024);
+}
+
+#[test]
+fn a_shard_starts_with_its_segments_stack_guard_and_info_page() {
+    let text = Segment {
+        vaddr: CODE + 0x120,
+        memsz: 0x2000,
+        offset: 0x120,
+        filesz: 0x2000,
+        perms: Perms::RX,
+    };
+    let data = Segment {
+        vaddr: CODE + 0x3000,
+        memsz: 0x1800,
+        offset: 0x3000,
+        filesz: 0x100,
+        perms: Perms::RW,
+    };
+    let end = data.page_end();
+    let s = VmSpace::<16>::for_shard(&[text, data], end, 7).unwrap();
+    let stack_base = STACK_TOP - STACK_PAGES * PAGE;
+    let got: std::vec::Vec<_> = s
+        .regions()
+        .iter()
+        .map(|r| (r.start, r.pages, r.kind))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (CODE, 3, Kind::Code),
+            (CODE + 0x3000, 2, Kind::Data),
+            (stack_base - PAGE, 1, Kind::Guard),
+            (stack_base, STACK_PAGES, Kind::Stack),
+            (INFO_VA, 1, Kind::Info),
+        ]
+    );
+    assert_eq!(s.heap_end(), end + PAGE, "one guard page above the image");
+    assert_eq!((s.quota(), s.charged()), (7, 0));
+    assert_eq!(s.check_user_range(CODE, 8, true), Err(Error::BadAddress));
+    assert_eq!(s.check_user_range(CODE + 0x3000, 0x2000, true), Ok(()));
+    assert_eq!(s.check_user_range(end, 1, false), Err(Error::BadAddress));
+}
+
+#[test]
+fn a_shard_layout_that_collides_is_refused() {
+    let wx = Segment {
+        vaddr: CODE,
+        memsz: 0x1000,
+        offset: 0,
+        filesz: 0x1000,
+        perms: Perms::new(true, true, true),
+    };
+    assert_eq!(
+        VmSpace::<16>::for_shard(&[wx], CODE + PAGE, 0).map(|_| ()),
+        Err(VmError::WriteExecute)
+    );
+    let over_stack = Segment {
+        vaddr: STACK_TOP - PAGE,
+        memsz: 0x1000,
+        offset: 0,
+        filesz: 0x1000,
+        perms: Perms::R,
+    };
+    assert_eq!(
+        VmSpace::<16>::for_shard(&[over_stack], STACK_TOP, 0).map(|_| ()),
+        Err(VmError::Overlap)
+    );
+    let low = Segment {
+        vaddr: 0x1000,
+        memsz: 0x1000,
+        offset: 0,
+        filesz: 0x1000,
+        perms: Perms::R,
+    };
+    assert_eq!(
+        VmSpace::<16>::for_shard(&[low], 0x2000, 0).map(|_| ()),
+        Err(VmError::OutsideUser)
+    );
+    assert_eq!(
+        VmSpace::<4>::for_shard(&[], USER_MIN, 0).map(|_| ()),
+        Ok(()),
+        "guard, stack and info fit in 4 regions"
+    );
+    assert_eq!(
+        VmSpace::<2>::for_shard(&[], USER_MIN, 0).map(|_| ()),
+        Err(VmError::Full)
+    );
+    assert_eq!(
+        VmSpace::<4>::for_shard(&[], u64::MAX, 0).map(|_| ()),
+        Err(VmError::Overflow)
+    );
 }
