@@ -3,8 +3,8 @@
 //! Read-only segments are MAPPED from the ramdisk's own pages when the file
 //! system has 4 KiB blocks and the ramdisk is page aligned (the PVH module
 //! is; checked) — nothing is copied. Writable segments, and read-only pages
-//! whose tail must read as zero, are copied into fresh frames (fresh
-//! frames are zero). Then the stack (STACK_PAGES, an unmapped guard
+//! whose tail must read as zero, are copied into zeroed frames (frames never
+//! handed out are zero already). Then the stack (STACK_PAGES, an unmapped guard
 //! page below it), the read-only info page, and the register frame.
 //!
 //! The whole layout is recorded in the shard's coconut-core `VmSpace` first
