@@ -36,6 +36,8 @@ pub struct Frames {
     pub in_use: u64,
     /// Frees the kernel got wrong (double or foreign frees); refused by core.
     pub bad_frees: u64,
+    /// Recycled frames zeroed on allocation (~0.3 ms each on kvm-pvm).
+    pub zeroed: u64,
 }
 
 impl Frames {
@@ -45,6 +47,7 @@ impl Frames {
             pool: Pool::new(),
             in_use: 0,
             bad_frees: 0,
+            zeroed: 0,
         }
     }
 
@@ -75,6 +78,7 @@ impl Frames {
         let frame = self.pool.alloc()?;
         if zeroed && !frame.zeroed {
             zero_frame(frame.addr);
+            self.zeroed += 1;
         }
         self.in_use += 1;
         Some(frame.addr)
@@ -87,6 +91,7 @@ impl Frames {
             for i in 0..run.frames {
                 zero_frame(run.addr + i * PAGE_SIZE);
             }
+            self.zeroed += run.frames;
         }
         self.in_use += run.frames;
         Some(run.addr)

@@ -503,7 +503,9 @@ fn shutdown(k: &mut Kernel) -> ! {
         .dec(u64::from(k.zero_frame != 0))
         .s(" kernel), ")
         .dec(k.frames.bad_frees)
-        .s(" refused frees")
+        .s(" refused frees, ")
+        .dec(k.frames.zeroed)
+        .s(" recycled frames zeroed")
         .nl();
     out().s("profile: shards=").dec(shown as u64).nl();
     let mut ok = true;
