@@ -15,12 +15,22 @@
 //!
 //! `mmap` follows the ABI (`coconut_abi::syscall::nr::MMAP`): `va` must be
 //! the current heap end, 1..=`MMAP_PAGES_MAX` pages, within the page quota;
-//! consecutive `mmap`s grow one heap region instead of using more slots.
+//! consecutive `mmap`s grow one heap region instead of using more slots;
+//! a heap below the file window never grows into it.
+//!
+//! Placement in the file and device windows ([`VmSpace::map_in_window`])
+//! takes the lowest gap: file mappings at a chosen offset inside a 2 MiB
+//! slot (so the kernel can use large pages), device and DMA windows with one
+//! unmapped guard page after each, so an access past a window's end faults
+//! instead of reaching the next window.
 
+use crate::elf::Segment;
 use crate::perms::Perms;
 use coconut_abi::syscall::Error;
 use coconut_abi::syscall::MMAP_PAGES_MAX;
-use coconut_abi::syscall::config::{DEVICE_MAP_BASE, FILE_MAP_BASE, STACK_TOP, USER_END, USER_MIN};
+use coconut_abi::syscall::config::{
+    DEVICE_MAP_BASE, FILE_MAP_BASE, INFO_VA, STACK_PAGES, STACK_TOP, USER_END, USER_MIN,
+};
 
 /// Page size.
 pub const PAGE: u64 = 4096;
@@ -154,6 +164,43 @@ impl<const N: usize> VmSpace<N> {
         }
     }
 
+    /// A shard's starting layout: every ELF segment (`Code` if executable,
+    /// else `Data`, with its own permissions), the stack (`STACK_PAGES`
+    /// below `STACK_TOP`, R+W) with an inaccessible guard page below it, and
+    /// the read-only info page at `INFO_VA`; the heap starts empty one guard
+    /// page above the highest segment (`image_end`), and `quota` pages may be
+    /// mapped by `mmap` and `dma_alloc`. Fails on any collision or rule.
+    pub fn for_shard(segments: &[Segment], image_end: u64, quota: u64) -> Result<Self, VmError> {
+        let heap_start = image_end.checked_add(PAGE).ok_or(VmError::Overflow)?;
+        let mut space = Self::new(heap_start, quota);
+        for seg in segments {
+            space.insert(Region {
+                start: seg.page_start(),
+                pages: seg.pages(),
+                perms: seg.perms,
+                kind: if seg.perms.exec() {
+                    Kind::Code
+                } else {
+                    Kind::Data
+                },
+            })?;
+        }
+        let stack_base = STACK_TOP.saturating_sub(STACK_PAGES.saturating_mul(PAGE));
+        for (start, pages, perms, kind) in [
+            (stack_base.saturating_sub(PAGE), 1, Perms::NONE, Kind::Guard),
+            (stack_base, STACK_PAGES, Perms::RW, Kind::Stack),
+            (INFO_VA, 1, Perms::R, Kind::Info),
+        ] {
+            space.insert(Region {
+                start,
+                pages,
+                perms,
+                kind,
+            })?;
+        }
+        Ok(space)
+    }
+
     /// The regions, sorted by address.
     pub fn regions(&self) -> &[Region] {
         self.regions.get(..self.len).unwrap_or(&[])
@@ -167,6 +214,11 @@ impl<const N: usize> VmSpace<N> {
     /// Pages charged against the quota so far.
     pub const fn charged(&self) -> u64 {
         self.charged
+    }
+
+    /// The `mmap`/`dma_alloc` page quota.
+    pub const fn quota(&self) -> u64 {
+        self.quota
     }
 
     /// The region containing `va`.
@@ -274,6 +326,10 @@ impl<const N: usize> VmSpace<N> {
         if self.regions().get(at).is_some_and(|n| n.start < end) {
             return Err(VmError::Overlap);
         }
+        // A heap that starts below the file window stops at its base.
+        if va <= FILE_MAP_BASE && end > FILE_MAP_BASE {
+            return Err(VmError::NoSpace);
+        }
         let grow = at.checked_sub(1).filter(|&p| {
             self.regions()
                 .get(p)
@@ -310,7 +366,8 @@ impl<const N: usize> VmSpace<N> {
     }
 
     /// Places `pages` in the lowest free gap of `window` and inserts the
-    /// region there; returns its address.
+    /// region there; returns its address. File mappings start on a 2 MiB
+    /// boundary; device windows keep a guard page after them.
     pub fn map_in_window(
         &mut self,
         window: Window,
@@ -318,24 +375,51 @@ impl<const N: usize> VmSpace<N> {
         perms: Perms,
         kind: Kind,
     ) -> Result<u64, VmError> {
-        let (base, limit, align) = match window {
-            Window::File => (FILE_MAP_BASE, DEVICE_MAP_BASE, FILE_ALIGN),
-            Window::Device => (DEVICE_MAP_BASE, DEVICE_MAP_END, PAGE),
+        self.map_in_window_at(window, 0, pages, perms, kind)
+    }
+
+    /// Like [`VmSpace::map_in_window`], but the start is `phase` bytes past
+    /// an alignment boundary of the window (for `fs_map`: the file's offset
+    /// inside its 2 MiB ramdisk page, so whole 2 MiB pieces map with large
+    /// pages). `phase` must be page-aligned and below the alignment.
+    pub fn map_in_window_at(
+        &mut self,
+        window: Window,
+        phase: u64,
+        pages: u64,
+        perms: Perms,
+        kind: Kind,
+    ) -> Result<u64, VmError> {
+        let (base, limit, align, guard) = match window {
+            Window::File => (FILE_MAP_BASE, DEVICE_MAP_BASE, FILE_ALIGN, 0),
+            Window::Device => (DEVICE_MAP_BASE, DEVICE_MAP_END, PAGE, PAGE),
         };
         if pages == 0 {
             return Err(VmError::BadLength);
         }
-        let len = pages.checked_mul(PAGE).ok_or(VmError::NoSpace)?;
-        let mut candidate = base;
+        if !phase.is_multiple_of(PAGE) {
+            return Err(VmError::Misaligned);
+        }
+        if phase >= align {
+            return Err(VmError::OutsideUser);
+        }
+        // Room for the mapping and its guard.
+        let len = pages
+            .checked_mul(PAGE)
+            .and_then(|l| l.checked_add(guard))
+            .ok_or(VmError::NoSpace)?;
+        let mut candidate = base.checked_add(phase).ok_or(VmError::NoSpace)?;
         for r in self.regions() {
-            if r.end() <= candidate {
+            if r.end() <= candidate.saturating_sub(guard) {
                 continue;
             }
             let fits = candidate.checked_add(len).is_some_and(|end| end <= r.start);
             if fits {
                 break;
             }
-            candidate = align_up(r.end(), align).ok_or(VmError::NoSpace)?;
+            // The lowest start after r (and r's guard) with the right phase.
+            let after = r.end().checked_add(guard).ok_or(VmError::NoSpace)?;
+            candidate = phased_at_or_above(after, align, phase).ok_or(VmError::NoSpace)?;
         }
         let end = candidate.checked_add(len).ok_or(VmError::NoSpace)?;
         if end > limit {
@@ -358,7 +442,9 @@ impl<const N: usize> VmSpace<N> {
     /// (`va <= USER_END`); calls whose lengths must be non-zero check that
     /// themselves. Otherwise the range must not wrap, must end at or below
     /// `USER_END`, and every page must lie in consecutive regions with the
-    /// needed permissions (guards, gaps and read-only regions fail).
+    /// needed permissions (guards, gaps and read-only regions fail). Device
+    /// (MMIO) windows always fail: the kernel never touches device registers
+    /// on a shard's behalf.
     pub fn check_user_range(&self, va: u64, len: u64, write: bool) -> Result<(), Error> {
         if len == 0 {
             return if va <= USER_END {
@@ -381,7 +467,12 @@ impl<const N: usize> VmSpace<N> {
         loop {
             let r = regions.get(i).ok_or(Error::BadAddress)?;
             let r_end = r.end();
-            if r.start > pos || pos >= r_end || !r.perms.read() || (write && !r.perms.write()) {
+            if r.start > pos
+                || pos >= r_end
+                || !r.perms.read()
+                || (write && !r.perms.write())
+                || r.kind == Kind::Device
+            {
                 return Err(Error::BadAddress);
             }
             if r_end >= end {
@@ -393,10 +484,16 @@ impl<const N: usize> VmSpace<N> {
     }
 }
 
-/// `v` rounded up to a multiple of `align` (a power of two).
-fn align_up(v: u64, align: u64) -> Option<u64> {
+/// The lowest `x >= v` with `x % align == phase` (`align` a power of two,
+/// `phase < align`).
+fn phased_at_or_above(v: u64, align: u64, phase: u64) -> Option<u64> {
     let mask = align.checked_sub(1)?;
-    v.checked_add(mask).map(|x| x & !mask)
+    let x = (v & !mask).checked_add(phase)?;
+    if x >= v {
+        Some(x)
+    } else {
+        x.checked_add(align)
+    }
 }
 
 #[cfg(test)]

@@ -1,11 +1,16 @@
 //! User-space drivers: the kernel only maps and routes.
 //!
-//! * `dma_alloc` gives physically contiguous, zeroed (never-used) frames,
-//!   mapped R+W+NX in the device window, and tells the holder their
-//!   guest-physical address (needs a MEMORY capability with MEMORY_DMA).
+//! * `dma_alloc` gives physically contiguous, zeroed frames (charged to
+//!   the page quota), mapped R+W+NX in the device window, and tells the
+//!   holder their guest-physical address (needs a MEMORY capability with
+//!   MEMORY_DMA).
 //! * `mmio_map` maps the MMIO window a MEMORY capability names, uncached
-//!   and NX, writable only with MEMORY_WRITE. Such pages are marked DEVICE:
-//!   the kernel refuses user pointers into them.
+//!   and NX, writable only with MEMORY_WRITE. Such regions are recorded as
+//!   `Kind::Device` (and their leaves marked DEVICE): the kernel refuses
+//!   user pointers into them.
+//!
+//! Window addresses come from the shard's coconut-core `VmSpace` (lowest
+//! gap, one guard page after each window).
 //! * `irq_bind` routes an IOAPIC line (IRQ capability with IRQ_RECEIVE) to
 //!   a channel (SEND): each interrupt masks the line and queues a one-byte
 //!   notification (the line number); `irq_ack` unmasks it. A notification
@@ -14,6 +19,8 @@
 
 use coconut_abi::syscall::{CAP_SLOTS, Error, MMAP_PAGES_MAX, cap_type, rights};
 use coconut_core::channel::ChannelId;
+use coconut_core::perms::Perms;
+use coconut_core::vmspace::{Kind, Window};
 
 use crate::kernel::{Kernel, MemObj};
 use crate::paging::{self, PAGE_SIZE};
@@ -100,21 +107,6 @@ fn dma_right(k: &Kernel, id: ShardId) -> Result<(), Error> {
     })
 }
 
-/// Reserves `pages` of the caller's device window.
-fn device_va(k: &mut Kernel, id: ShardId, pages: u64) -> Result<u64, Error> {
-    let s = &mut k.shards[id];
-    let va = s.device_map_next;
-    let end = va
-        .checked_add(pages.checked_mul(PAGE_SIZE).ok_or(Error::InvalidArgument)?)
-        .ok_or(Error::InvalidArgument)?;
-    if end > coconut_abi::syscall::config::STACK_TOP - (1 << 30) {
-        return Err(Error::NoMemory);
-    }
-    // One unmapped guard page between windows.
-    s.device_map_next = end + PAGE_SIZE;
-    Ok(va)
-}
-
 pub fn sys_dma_alloc(k: &mut Kernel, id: ShardId, a: &Args) -> Result<Ret, Error> {
     let (pages, out) = (a.a[0], a.a[1]);
     dma_right(k, id)?;
@@ -122,23 +114,32 @@ pub fn sys_dma_alloc(k: &mut Kernel, id: ShardId, a: &Args) -> Result<Ret, Error
         return Err(Error::InvalidArgument);
     }
     let out_slice = user(k, id, out, 8, true)?;
-    let s = &k.shards[id];
-    if s.pages_used + pages > s.page_quota {
-        return Err(Error::NoMemory);
-    }
+    let s = &mut k.shards[id];
     let space = s.space.ok_or(Error::BadAddress)?;
-    let pa = k.frames.alloc_contiguous(pages).ok_or(Error::NoMemory)?;
-    let va = device_va(k, id, pages)?;
-    space.map(
-        &mut k.frames,
-        va,
-        pages,
-        crate::uspace::Perms::RW,
-        true,
-        |_, i| Ok(pa + i * PAGE_SIZE),
-    )?;
-    k.shards[id].pages_used += pages;
-    out_slice.write_from(&mut k.frames, &pa.to_le_bytes());
+    s.vm.charge(pages)?;
+    let Some(pa) = k.frames.alloc_contiguous(pages) else {
+        k.shards[id].vm.uncharge(pages);
+        return Err(Error::NoMemory);
+    };
+    let va = match k.shards[id]
+        .vm
+        .map_in_window(Window::Device, pages, Perms::RW, Kind::Dma)
+    {
+        Ok(va) => va,
+        Err(e) => {
+            for i in 0..pages {
+                k.frames.free(pa + i * PAGE_SIZE);
+            }
+            k.shards[id].vm.uncharge(pages);
+            return Err(e.into());
+        }
+    };
+    // From here the frames are the shard's (recorded as a DMA region):
+    // whatever got mapped is freed with the space.
+    space.map(&mut k.frames, va, pages, Perms::RW, true, |_, i| {
+        Ok(pa + i * PAGE_SIZE)
+    })?;
+    out_slice.write_from(&pa.to_le_bytes());
     Ok(Ret::Value(va))
 }
 
@@ -154,8 +155,11 @@ pub fn sys_mmio_map(k: &mut Kernel, id: ShardId, a: &Args) -> Result<Ret, Error>
         return Err(Error::NoRight);
     }
     let write = cap.rights & rights::MEMORY_WRITE != 0;
-    let space = k.shards[id].space.ok_or(Error::BadAddress)?;
-    let va = device_va(k, id, pages)?;
+    let s = &mut k.shards[id];
+    let space = s.space.ok_or(Error::BadAddress)?;
+    let perms = if write { Perms::RW } else { Perms::R };
+    let va =
+        s.vm.map_in_window(Window::Device, pages, perms, Kind::Device)?;
     space.map_device(&mut k.frames, va, base, pages, write)?;
     Ok(Ret::Value(va))
 }

@@ -73,7 +73,7 @@ fn send(k: &mut Kernel, id: ShardId, a: &Args, timeout: u64) -> Result<Ret, Erro
         return Err(Error::InvalidArgument);
     }
     let mut buf = [0u8; MSG];
-    let n = user(k, id, va, len, false)?.read_into(&mut k.frames, &mut buf);
+    let n = user(k, id, va, len, false)?.read_into(&mut buf);
     match k.chans.try_send(ChannelId(chan), &buf[..n]) {
         Ok(()) => {
             pump(k, chan);
@@ -110,7 +110,7 @@ fn try_recv_into(
     let cap = max.min(CHANNEL_MSG_MAX) as usize;
     let n = k.chans.try_recv(ChannelId(chan), &mut buf[..cap])?;
     if let Ok(slice) = user(k, id, va, n as u64, true) {
-        slice.write_from(&mut k.frames, &buf[..n]);
+        slice.write_from(&buf[..n]);
     }
     Ok(n as u64)
 }
@@ -136,7 +136,7 @@ pub fn pump(k: &mut Kernel, chan: u32) {
                 Wait::Send { chan: c, va, len } if c == chan => {
                     let mut buf = [0u8; MSG];
                     let n = match user(k, w, va, len, false) {
-                        Ok(s) => s.read_into(&mut k.frames, &mut buf),
+                        Ok(s) => s.read_into(&mut buf),
                         Err(e) => {
                             wake(k, w, e.to_raw());
                             continue;
@@ -248,7 +248,7 @@ pub fn sys_shard_create(k: &mut Kernel, id: ShardId, a: &Args) -> Result<Ret, Er
         return Err(Error::InvalidArgument);
     }
     let mut path = [0u8; PATH_MAX as usize];
-    let n = user(k, id, va, len, false)?.read_into(&mut k.frames, &mut path);
+    let n = user(k, id, va, len, false)?.read_into(&mut path);
     // The child's name is the file name.
     let name_start = path[..n]
         .iter()
@@ -258,7 +258,7 @@ pub fn sys_shard_create(k: &mut Kernel, id: ShardId, a: &Args) -> Result<Ret, Er
         name: &path[name_start..n],
         path: &path[..n],
         priority: priority as u8,
-        pages: k.shards[id].page_quota,
+        pages: k.shards[id].vm.quota(),
         args: b"",
     };
     let child = loader::load(k, &spec).map_err(|e| e.error)?;

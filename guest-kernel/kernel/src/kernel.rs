@@ -334,7 +334,7 @@ pub fn end_shard(k: &mut Kernel, id: ShardId, ending: Ending) {
         // SAFETY: the kernel's PML4 maps the kernel half, which is all the
         // kernel uses; the dying space must not stay loaded while freed.
         unsafe { cpu::write_cr3(paging::kernel_pml4_phys()) };
-        space.destroy(&mut k.frames);
+        space.destroy(&mut k.frames, &k.shards[id].vm);
     }
     if k.fpu_owner == Some(id) {
         k.fpu_owner = None;
@@ -493,6 +493,19 @@ fn shutdown(k: &mut Kernel) -> ! {
         .dec(k.syscall_entries)
         .s(", trap entries ")
         .dec(k.trap_entries)
+        .nl();
+    // Every shard is gone: frames still in use are the kernel's own (the
+    // shared zero page, if fs_map needed it); more would be a leak.
+    out()
+        .s("frames: ")
+        .dec(k.frames.in_use)
+        .s(" in use at shutdown (")
+        .dec(u64::from(k.zero_frame != 0))
+        .s(" kernel), ")
+        .dec(k.frames.bad_frees)
+        .s(" refused frees, ")
+        .dec(k.frames.zeroed)
+        .s(" recycled frames zeroed")
         .nl();
     out().s("profile: shards=").dec(shown as u64).nl();
     let mut ok = true;

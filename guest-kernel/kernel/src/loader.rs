@@ -3,21 +3,27 @@
 //! Read-only segments are MAPPED from the ramdisk's own pages when the file
 //! system has 4 KiB blocks and the ramdisk is page aligned (the PVH module
 //! is; checked) — nothing is copied. Writable segments, and read-only pages
-//! whose tail must read as zero, are copied into fresh frames (never-used
-//! frames are already zero). Then the stack (STACK_PAGES, an unmapped guard
+//! whose tail must read as zero, are copied into zeroed frames (frames never
+//! handed out are zero already). Then the stack (STACK_PAGES, an unmapped guard
 //! page below it), the read-only info page, and the register frame.
+//!
+//! The whole layout is recorded in the shard's coconut-core `VmSpace` first
+//! (`VmSpace::for_shard`, host-tested: it refuses overlaps, W^X and
+//! addresses outside the user half, and places the heap), and only then
+//! mapped.
 
 use coconut_abi::syscall::{Error, config};
 
 use coconut_core::elf;
+use coconut_core::perms::Perms;
 
 use crate::ext2::FsError;
 use crate::frames::Frames;
 use crate::gdt;
 use crate::kernel::Kernel;
 use crate::paging::{self, PAGE_SIZE};
-use crate::shard::{MAX_SHARDS, Shard, ShardId, State};
-use crate::uspace::{AddrSpace, Perms};
+use crate::shard::{MAX_SHARDS, Shard, ShardId, State, Vm};
+use crate::uspace::AddrSpace;
 
 /// What to load.
 #[derive(Clone, Copy, Debug)]
@@ -80,6 +86,8 @@ pub fn load(k: &mut Kernel, spec: &Spec<'_>) -> Result<ShardId, LoadError> {
     let image =
         elf::parse(file).map_err(|_| fail(Error::InvalidArgument, "not a valid shard ELF"))?;
     let file_phys = k.ramdisk_phys + (file.as_ptr() as u64 - fs.image_start());
+    let vm = Vm::for_shard(image.segments(), image.end(), spec.pages)
+        .map_err(|e| fail(e.into(), "segments, stack or info page collide"))?;
     let space = AddrSpace::new(&mut k.frames, id).map_err(|e| fail(e, "out of memory"))?;
     let can_map = fs.block_size() == PAGE_SIZE && file_phys.is_multiple_of(PAGE_SIZE);
     let mapped = map_image(
@@ -89,11 +97,11 @@ pub fn load(k: &mut Kernel, spec: &Spec<'_>) -> Result<ShardId, LoadError> {
         &image,
         space,
     )
-    .and_then(|()| map_stack_and_info(&mut k.frames, space, id, spec, image.end()));
+    .and_then(|()| map_stack_and_info(&mut k.frames, space, id, spec, vm.heap_end()));
     let info_pa = match mapped {
         Ok(pa) => pa,
         Err(e) => {
-            space.destroy(&mut k.frames);
+            space.destroy(&mut k.frames, &vm);
             return Err(fail(e, "cannot map the image"));
         }
     };
@@ -101,11 +109,10 @@ pub fn load(k: &mut Kernel, spec: &Spec<'_>) -> Result<ShardId, LoadError> {
     let s = &mut k.shards[id];
     *s = Shard::EMPTY;
     s.space = Some(space);
+    s.vm = vm;
     s.name_len = spec.name.len().min(31);
     s.name[..s.name_len].copy_from_slice(&spec.name[..s.name_len]);
     s.priority = spec.priority.min(3);
-    s.page_quota = spec.pages;
-    s.heap_end = heap_start(image.end());
     s.save.rip = image.entry;
     s.save.rsp = config::STACK_TOP;
     s.save.rdi = config::INFO_VA;
@@ -115,11 +122,6 @@ pub fn load(k: &mut Kernel, spec: &Spec<'_>) -> Result<ShardId, LoadError> {
     s.info_pa = info_pa;
     s.state = State::Created;
     Ok(id)
-}
-
-/// First heap address: one guard page above the image.
-fn heap_start(image_end: u64) -> u64 {
-    image_end + PAGE_SIZE
 }
 
 /// Maps every segment of `image`; `file_phys` (when the file's pages can be
@@ -134,10 +136,7 @@ fn map_image(
     for seg in image.segments() {
         let first = seg.page_start();
         let pages = seg.pages();
-        let perms = Perms {
-            write: seg.perms.write(),
-            exec: seg.perms.exec(),
-        };
+        let perms = seg.perms;
         let file_first = seg.offset - (seg.vaddr - first);
         let file_end = seg.offset + seg.filesz;
         for i in 0..pages {
@@ -147,7 +146,7 @@ fn map_image(
             // file bytes would show: map the ramdisk page itself.
             let whole = foff + PAGE_SIZE <= file_end || seg.memsz == seg.filesz;
             if let Some(base) = file_phys
-                && !perms.write
+                && !perms.write()
                 && whole
                 && foff < file_end
                 && foff + PAGE_SIZE <= (file.len() as u64).next_multiple_of(PAGE_SIZE)
@@ -186,7 +185,7 @@ fn map_stack_and_info(
     space: AddrSpace,
     id: ShardId,
     spec: &Spec<'_>,
-    image_end: u64,
+    heap_start: u64,
 ) -> Result<u64, Error> {
     let stack_base = config::STACK_TOP - config::STACK_PAGES * PAGE_SIZE;
     space.map(
@@ -205,8 +204,8 @@ fn map_stack_and_info(
         priority: u32::from(spec.priority),
         name_len: spec.name.len().min(31) as u32,
         name: [0; 32],
-        heap_start: heap_start(image_end),
-        heap_end: heap_start(image_end),
+        heap_start,
+        heap_end: heap_start,
         page_quota: spec.pages,
         boot_caps: [u32::MAX; 16],
         args_len: spec.args.len().min(256) as u32,
@@ -217,7 +216,7 @@ fn map_stack_and_info(
     info.args[..info.args_len as usize].copy_from_slice(&spec.args[..info.args_len as usize]);
     // SAFETY: a fresh pool frame in the window; ShardInfo fits in a page.
     unsafe { (paging::window(info_pa) as *mut config::ShardInfo).write_unaligned(info) };
-    if let Err(e) = space.map(frames, config::INFO_VA, 1, Perms::RO, true, |_, _| {
+    if let Err(e) = space.map(frames, config::INFO_VA, 1, Perms::R, true, |_, _| {
         Ok(info_pa)
     }) {
         frames.free(info_pa);

@@ -5,9 +5,19 @@ use coconut_abi::syscall::{FD_SLOTS, pledge};
 use crate::ext2::Inode;
 use crate::idt::SaveArea;
 use crate::uspace::AddrSpace;
+use coconut_core::vmspace::VmSpace;
 
 /// Most shards alive or remembered at once (ids are slot indices).
 pub const MAX_SHARDS: usize = 16;
+
+/// Most regions one shard's address space records: up to 16 ELF segments,
+/// stack, its guard, the info page, the heap, and the `fs_map`, `mmio_map`
+/// and `dma_alloc` windows it asks for (more is `NoMemory`).
+pub const VM_REGIONS: usize = 48;
+
+/// A shard's address-space bookkeeping (coconut-core): regions, the heap
+/// end, the page quota.
+pub type Vm = VmSpace<VM_REGIONS>;
 
 /// A shard id (its slot).
 pub type ShardId = usize;
@@ -127,20 +137,13 @@ pub struct Shard {
     pub priority: u8,
     /// The shard that created it (None for manifest shards).
     pub parent: Option<ShardId>,
-    /// Current heap end (next `mmap` address).
-    pub heap_end: u64,
-    /// Pages mapped by mmap / dma_alloc.
-    pub pages_used: u64,
-    /// Most pages it may map.
-    pub page_quota: u64,
+    /// What is mapped where, the heap end and the page quota; every
+    /// page-table edit is recorded here first.
+    pub vm: Vm,
     /// Pledge classes still allowed.
     pub pledge: u64,
     /// Open files.
     pub fds: [Option<OpenFile>; FD_SLOTS],
-    /// Next free address for `fs_map`.
-    pub file_map_next: u64,
-    /// Next free address for device windows.
-    pub device_map_next: u64,
     /// Profiling counters.
     pub stats: Stats,
     /// Physical address of its info page (to record boot capabilities).
@@ -182,13 +185,9 @@ impl Shard {
         name_len: 0,
         priority: 2,
         parent: None,
-        heap_end: 0,
-        pages_used: 0,
-        page_quota: 0,
+        vm: VmSpace::new(0, 0),
         pledge: pledge::ALL,
         fds: [None; FD_SLOTS],
-        file_map_next: coconut_abi::syscall::config::FILE_MAP_BASE,
-        device_map_next: coconut_abi::syscall::config::DEVICE_MAP_BASE,
         stats: Stats {
             syscalls: 0,
             syscall_cycles: 0,

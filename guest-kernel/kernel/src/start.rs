@@ -92,7 +92,7 @@ pub fn shards(options: &BootOptions) {
     }
     out()
         .s("frames: ")
-        .dec(k.frames.available)
+        .dec(k.frames.available())
         .s(" free pages")
         .nl();
     kernel::init_cpu(options.gate);

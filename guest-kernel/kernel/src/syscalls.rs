@@ -3,15 +3,17 @@
 //! check in the dispatcher (`pledge::class_of`). Every user pointer goes
 //! through [`UserSlice`]; user errors are return codes, never panics.
 
-use coconut_abi::syscall::{Error, MMAP_PAGES_MAX, PATH_MAX, SERIAL_WRITE_MAX, config, nr, pledge};
+use coconut_abi::syscall::{Error, MMAP_PAGES_MAX, PATH_MAX, SERIAL_WRITE_MAX, nr, pledge};
 
 use crate::cpu;
 use crate::kernel::Kernel;
 use crate::paging::{self, LARGE_PAGE_SIZE, PAGE_SIZE};
 use crate::serial::out;
 use crate::shard::{Ending, OpenFile, ShardId};
-use crate::uspace::{Perms, UserSlice};
+use crate::uspace::UserSlice;
 use crate::{devices, ipc};
+use coconut_core::perms::Perms;
+use coconut_core::vmspace::{Kind, Window};
 
 /// The arguments of a call (RDI, RSI, RDX, R10, R8).
 #[derive(Clone, Copy, Debug)]
@@ -121,8 +123,9 @@ pub fn user(
     len: u64,
     write: bool,
 ) -> Result<UserSlice, Error> {
-    let space = k.shards[id].space.ok_or(Error::BadAddress)?;
-    UserSlice::new(&mut k.frames, space, va, len, write)
+    let s = &k.shards[id];
+    let space = s.space.ok_or(Error::BadAddress)?;
+    UserSlice::new(&s.vm, space, va, len, write)
 }
 
 fn sys_exit(k: &mut Kernel, id: ShardId, a: &Args) -> Result<Ret, Error> {
@@ -150,7 +153,7 @@ fn sys_serial_write(k: &mut Kernel, id: ShardId, a: &Args) -> Result<Ret, Error>
     while done < len {
         let n = (len - done).min(buf.len() as u64);
         let part = user(k, id, a.a[0] + done, n, false)?;
-        let got = part.read_into(&mut k.frames, &mut buf[..n as usize]);
+        let got = part.read_into(&mut buf[..n as usize]);
         for &b in &buf[..got] {
             // Text, newlines and UTF-8 pass; other control bytes do not
             // reach the host terminal.
@@ -185,29 +188,18 @@ fn sys_pledge(k: &mut Kernel, id: ShardId, a: &Args) -> Result<Ret, Error> {
 
 fn sys_mmap(k: &mut Kernel, id: ShardId, a: &Args) -> Result<Ret, Error> {
     let (va, pages) = (a.a[0], a.a[1]);
-    let s = &k.shards[id];
-    if pages == 0 || pages > MMAP_PAGES_MAX || va != s.heap_end || va % PAGE_SIZE != 0 {
-        return Err(Error::InvalidArgument);
-    }
-    let end = va
-        .checked_add(pages * PAGE_SIZE)
-        .ok_or(Error::InvalidArgument)?;
-    if end > config::FILE_MAP_BASE {
+    // Keep a few frames for page tables (a valid request only: invalid
+    // arguments get their own error below).
+    if (1..=MMAP_PAGES_MAX).contains(&pages) && k.frames.available() < pages + 8 {
         return Err(Error::NoMemory);
     }
-    if s.pages_used + pages > s.page_quota || k.frames.available < pages + 8 {
-        return Err(Error::NoMemory);
-    }
+    let s = &mut k.shards[id];
     let space = s.space.ok_or(Error::BadAddress)?;
-    if space.any_mapped(&mut k.frames, va, pages) {
-        return Err(Error::Overlap);
-    }
+    // coconut-core: heap end, length, alignment, quota, overlap, the file window.
+    s.vm.mmap(va, pages)?;
     space.map(&mut k.frames, va, pages, Perms::RW, true, |f, _| {
         f.alloc(true).ok_or(Error::NoMemory)
     })?;
-    let s = &mut k.shards[id];
-    s.heap_end = end;
-    s.pages_used += pages;
     Ok(Ret::Value(va))
 }
 
@@ -228,7 +220,7 @@ fn sys_fs_open(k: &mut Kernel, id: ShardId, a: &Args) -> Result<Ret, Error> {
     }
     let mut path = [0u8; PATH_MAX as usize];
     let slice = user(k, id, a.a[0], len, false)?;
-    let n = slice.read_into(&mut k.frames, &mut path);
+    let n = slice.read_into(&mut path);
     let fs = k.fs.ok_or(Error::NotFound)?;
     let inode = fs.lookup(&path[..n]).map_err(|e| match e {
         crate::ext2::FsError::NotAFile => Error::NotAFile,
@@ -263,7 +255,7 @@ fn sys_fs_read(k: &mut Kernel, id: ShardId, a: &Args) -> Result<Ret, Error> {
     let mut done = 0u64;
     while done < max {
         let dst_va = va + done;
-        let pa = space.translate(&mut k.frames, dst_va, true)?;
+        let pa = space.translate(dst_va, true)?;
         let room = (PAGE_SIZE - (dst_va & (PAGE_SIZE - 1))).min(max - done);
         let src = fs.bytes_at(&f.inode, f.offset + done);
         let pos = f.offset + done;
@@ -299,12 +291,13 @@ fn sys_fs_close(k: &mut Kernel, id: ShardId, a: &Args) -> Result<Ret, Error> {
 /// Maps the whole file read-only + NX from the ramdisk's pages (no copy).
 ///
 /// When the file is one physically contiguous run (what coco-mkext2
-/// writes), the mapping starts at the next free 2 MiB boundary plus the
-/// file's offset inside its 2 MiB ramdisk page, so every whole 2 MiB piece
+/// writes), the shard's `VmSpace` places the mapping in the lowest free gap
+/// of the file window at the file's offset inside its 2 MiB ramdisk page
+/// (`map_in_window_at`), so every whole 2 MiB piece
 /// inside the file maps with one large page and only the edges take 4 KiB
 /// pages: a 60 MB file is ~30 large entries instead of 15 000 small ones
-/// (each emulated on kvm-pvm). Otherwise each block is mapped on its own at
-/// the next 2 MiB boundary, holes as a shared zero page. A large page never
+/// (each emulated on kvm-pvm). Otherwise each block is mapped on its own,
+/// starting at a 2 MiB boundary, holes as a shared zero page. A large page never
 /// reaches past the file, so no other file's bytes become visible.
 fn sys_fs_map(k: &mut Kernel, id: ShardId, a: &Args) -> Result<Ret, Error> {
     let f = file(k, id, a.a[0])?;
@@ -316,29 +309,24 @@ fn sys_fs_map(k: &mut Kernel, id: ShardId, a: &Args) -> Result<Ret, Error> {
     if pages == 0 {
         return Err(Error::InvalidArgument);
     }
-    let s = &k.shards[id];
-    let space = s.space.ok_or(Error::BadAddress)?;
-    let base = s.file_map_next.next_multiple_of(LARGE_PAGE_SIZE);
     let (ramdisk, inode) = (k.ramdisk_phys, f.inode);
     let run = fs.contiguous_run(&inode, pages);
-    let va = match run {
-        Some(b) => base + (ramdisk + u64::from(b) * PAGE_SIZE) % LARGE_PAGE_SIZE,
-        None => base,
-    };
-    let end = va + pages * PAGE_SIZE;
-    if end > config::DEVICE_MAP_BASE {
-        return Err(Error::NoMemory);
-    }
-    // The window is used even if mapping fails part-way (pages already
-    // mapped stay until the shard ends), so the next fs_map never overlaps.
-    k.shards[id].file_map_next = end;
+    let phase = run.map_or(0, |b| {
+        (ramdisk + u64::from(b) * PAGE_SIZE) % LARGE_PAGE_SIZE
+    });
+    let s = &mut k.shards[id];
+    let space = s.space.ok_or(Error::BadAddress)?;
+    // The region stays recorded even if mapping fails part-way (pages
+    // already mapped stay until the shard ends), so nothing is placed over it.
+    let va =
+        s.vm.map_in_window_at(Window::File, phase, pages, Perms::R, Kind::File)?;
     if let Some(b) = run {
         let pa0 = ramdisk + u64::from(b) * PAGE_SIZE;
         let mut i = 0;
         while i < pages {
             let v = va + i * PAGE_SIZE;
             if v.is_multiple_of(LARGE_PAGE_SIZE) && pages - i >= 512 {
-                space.map_large(&mut k.frames, v, pa0 + i * PAGE_SIZE, Perms::RO)?;
+                space.map_large(&mut k.frames, v, pa0 + i * PAGE_SIZE, Perms::R)?;
                 i += 512;
                 continue;
             }
@@ -346,7 +334,7 @@ fn sys_fs_map(k: &mut Kernel, id: ShardId, a: &Args) -> Result<Ret, Error> {
             let to_boundary = (LARGE_PAGE_SIZE - v % LARGE_PAGE_SIZE) / PAGE_SIZE;
             let n = to_boundary.min(pages - i);
             let start = pa0 + i * PAGE_SIZE;
-            space.map(&mut k.frames, v, n, Perms::RO, false, |_, j| {
+            space.map(&mut k.frames, v, n, Perms::R, false, |_, j| {
                 Ok(start + j * PAGE_SIZE)
             })?;
             i += n;
@@ -358,7 +346,7 @@ fn sys_fs_map(k: &mut Kernel, id: ShardId, a: &Args) -> Result<Ret, Error> {
             &mut k.frames,
             va,
             pages,
-            Perms::RO,
+            Perms::R,
             false,
             |_, i| match cursor.block_of(i) {
                 Some(0) => Ok(zero),

@@ -1,23 +1,33 @@
-//! Shard address spaces: one PML4 per shard whose upper half (entries
-//! 256..512) is a copy of the kernel's, and whose lower half the kernel
-//! fills from shard requests, plus [`UserSlice`], the one checked type every
-//! user pointer goes through before the kernel touches it.
+//! Shard address spaces, the mechanism: one PML4 per shard whose upper half
+//! (entries 256..512) is a copy of the kernel's, and whose lower half the
+//! kernel fills from shard requests, plus [`UserSlice`], the one checked type
+//! every user pointer goes through before the kernel touches it.
+//!
+//! The policy is coconut-core's `vmspace` (host-tested), kept per shard in
+//! `Shard::vm`: every mapping is first recorded there as a region (W^X,
+//! overlap, the user range, the `mmap` rules, the quota, window placement),
+//! and only then written here. A [`UserSlice`] is checked against those
+//! regions (no page-table walk); tear-down frees the owned frames of the
+//! regions that can hold them.
 //!
 //! Page-table pages and shard pages are pool frames reached through the
-//! frame window. Every leaf is checked W^X before it is written (a writable
-//! executable request is refused with `InvalidArgument`, never asserted), and
-//! an already-present leaf is refused with `Overlap`. Leaves whose frame the
-//! shard owns carry [`OWNED`] (a software bit) so tearing the space down
-//! frees exactly those and not ramdisk or device pages.
+//! frame window. The PTE writer still refuses a writable executable leaf, a
+//! leaf outside the user half, and an already-present leaf (`Overlap`): the
+//! last line of defence if the bookkeeping and the tables ever disagreed.
+//! Leaves whose frame the shard owns carry [`OWNED`] (a software bit) so
+//! tearing the space down frees exactly those and not ramdisk pages mapped
+//! into code regions.
 
 use coconut_abi::syscall::{Error, config};
+use coconut_core::perms::Perms;
+use coconut_core::vmspace::Kind;
 
 use crate::cpu;
 use crate::frames::Frames;
 use crate::paging::{
     self, ADDR_MASK, LARGE, LARGE_PAGE_SIZE, NO_EXECUTE, PAGE_SIZE, PRESENT, USER, WRITABLE,
 };
-use crate::shard::MAX_SHARDS;
+use crate::shard::{MAX_SHARDS, Vm};
 
 /// Software bit: the leaf's frame belongs to the shard (freed with it).
 pub const OWNED: u64 = 1 << 9;
@@ -27,25 +37,20 @@ pub const DEVICE: u64 = 1 << 10;
 /// Most lower-half page-table frames one space may have (one per 2 MiB of
 /// 4 KiB-mapped memory, plus directories).
 const MAX_TABLES: usize = 128;
-/// Most separate runs of owned pages one space may have.
-const MAX_OWNED_RUNS: usize = 32;
 
-/// What a space must free when it dies, kept on the side so tear-down costs
-/// per mapped page instead of a scan of every table slot (each scanned slot
-/// is several emulated instructions on kvm-pvm: a full scan took ~20 ms).
+/// The lower-half page-table frames of a space, kept on the side so
+/// tear-down costs per table instead of a scan of every table slot (each
+/// scanned slot is several emulated instructions on kvm-pvm: a full scan
+/// took ~20 ms). Which pages are owned comes from the shard's regions.
 #[derive(Clone, Copy, Debug)]
 struct Book {
     tables: [u64; MAX_TABLES],
     ntables: usize,
-    owned: [(u64, u64); MAX_OWNED_RUNS],
-    nowned: usize,
 }
 
 static mut BOOKS: [Book; MAX_SHARDS] = [Book {
     tables: [0; MAX_TABLES],
     ntables: 0,
-    owned: [(0, 0); MAX_OWNED_RUNS],
-    nowned: 0,
 }; MAX_SHARDS];
 
 fn book(slot: usize) -> &'static mut Book {
@@ -78,36 +83,15 @@ fn set_entry(table: u64, index: u64, value: u64) {
     }
 }
 
-/// Permissions of a user mapping.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Perms {
-    /// Writable.
-    pub write: bool,
-    /// Executable.
-    pub exec: bool,
-}
-
-impl Perms {
-    /// Read-only, no-execute.
-    pub const RO: Perms = Perms {
-        write: false,
-        exec: false,
-    };
-    /// Read-write, no-execute.
-    pub const RW: Perms = Perms {
-        write: true,
-        exec: false,
-    };
-
-    fn bits(self) -> Result<u64, Error> {
-        if self.write && self.exec {
-            return Err(Error::InvalidArgument); // W^X
-        }
-        Ok(PRESENT
-            | USER
-            | if self.write { WRITABLE } else { 0 }
-            | if self.exec { 0 } else { NO_EXECUTE })
+/// The leaf bits for `perms` (W^X checked again here, never asserted).
+fn leaf_bits(perms: Perms) -> Result<u64, Error> {
+    if !perms.is_wx_safe() {
+        return Err(Error::InvalidArgument);
     }
+    Ok(PRESENT
+        | USER
+        | if perms.write() { WRITABLE } else { 0 }
+        | if perms.exec() { 0 } else { NO_EXECUTE })
 }
 
 /// One shard's page tables.
@@ -126,27 +110,8 @@ impl AddrSpace {
         for (i, &e) in paging::kernel_half().iter().enumerate() {
             set_entry(pml4, 256 + i as u64, e);
         }
-        let b = book(slot);
-        b.ntables = 0;
-        b.nowned = 0;
+        book(slot).ntables = 0;
         Ok(AddrSpace { pml4, slot })
-    }
-
-    /// Records `pages` owned pages at `va` (merging with the last run).
-    fn record_owned(&self, va: u64, pages: u64) -> Result<(), Error> {
-        let b = book(self.slot);
-        if let Some(last) = b.nowned.checked_sub(1).map(|i| &mut b.owned[i])
-            && last.0 + last.1 * PAGE_SIZE == va
-        {
-            last.1 += pages;
-            return Ok(());
-        }
-        if b.nowned == MAX_OWNED_RUNS {
-            return Err(Error::NoMemory);
-        }
-        b.owned[b.nowned] = (va, pages);
-        b.nowned += 1;
-        Ok(())
     }
 
     /// The page table covering `va`, created on the way if `create`.
@@ -178,9 +143,10 @@ impl AddrSpace {
     }
 
     /// Maps `pages` pages at `va` to the frames `frame(i)` returns, with
-    /// `perms`; `owned` marks frames the shard owns. Checks W^X and the
-    /// user range first; stops at the first error (pages mapped so far stay
-    /// mapped and are torn down with the space).
+    /// `perms`; `owned` marks frames the shard owns (they must lie in a
+    /// region of a kind [`owns_frames`] lists, or tear-down misses them).
+    /// Checks W^X and the user range first; stops at the first error (pages
+    /// mapped so far stay mapped and are torn down with the space).
     pub fn map(
         &self,
         frames: &mut Frames,
@@ -190,14 +156,11 @@ impl AddrSpace {
         owned: bool,
         mut frame: impl FnMut(&mut Frames, u64) -> Result<u64, Error>,
     ) -> Result<(), Error> {
-        let bits = perms.bits()? | if owned { OWNED } else { 0 };
+        let bits = leaf_bits(perms)? | if owned { OWNED } else { 0 };
         let len = pages.checked_mul(PAGE_SIZE).ok_or(Error::InvalidArgument)?;
         let end = va.checked_add(len).ok_or(Error::InvalidArgument)?;
         if !va.is_multiple_of(PAGE_SIZE) || va < config::USER_MIN || end > config::USER_END {
             return Err(Error::InvalidArgument);
-        }
-        if owned {
-            self.record_owned(va, pages)?;
         }
         let mut i = 0;
         while i < pages {
@@ -228,7 +191,7 @@ impl AddrSpace {
         pages: u64,
         write: bool,
     ) -> Result<(), Error> {
-        let perms = Perms { write, exec: false };
+        let perms = if write { Perms::RW } else { Perms::R };
         self.map(frames, va, pages, perms, false, |_, i| {
             Ok(pa + i * PAGE_SIZE)
         })?;
@@ -247,13 +210,8 @@ impl AddrSpace {
         Ok(())
     }
 
-    /// Whether any page of `[va, va + pages)` is mapped.
-    pub fn any_mapped(&self, frames: &mut Frames, va: u64, pages: u64) -> bool {
-        (0..pages).any(|i| self.translate(frames, va + i * PAGE_SIZE, false).is_ok())
-    }
-
     /// The leaf entry for `va` (present, user), or `BadAddress`.
-    fn leaf(&self, _frames: &mut Frames, va: u64) -> Result<u64, Error> {
+    fn leaf(&self, va: u64) -> Result<u64, Error> {
         if va >= config::USER_END {
             return Err(Error::BadAddress);
         }
@@ -282,8 +240,8 @@ impl AddrSpace {
     }
 
     /// The physical address of user `va`, checked present + user (+ writable).
-    pub fn translate(&self, frames: &mut Frames, va: u64, write: bool) -> Result<u64, Error> {
-        let e = self.leaf(frames, va)?;
+    pub fn translate(&self, va: u64, write: bool) -> Result<u64, Error> {
+        let e = self.leaf(va)?;
         if write && e & WRITABLE == 0 {
             return Err(Error::BadAddress);
         }
@@ -299,7 +257,7 @@ impl AddrSpace {
         pa: u64,
         perms: Perms,
     ) -> Result<(), Error> {
-        let bits = perms.bits()? | LARGE;
+        let bits = leaf_bits(perms)? | LARGE;
         if !va.is_multiple_of(LARGE_PAGE_SIZE)
             || !pa.is_multiple_of(LARGE_PAGE_SIZE)
             || va < config::USER_MIN
@@ -334,32 +292,55 @@ impl AddrSpace {
         Ok(())
     }
 
-    /// Frees every owned frame and every lower-half table, then the PML4.
-    /// The caller must not have this space loaded in CR3.
-    pub fn destroy(self, frames: &mut Frames) {
-        let b = *book(self.slot);
-        for &(va, pages) in &b.owned[..b.nowned] {
-            for i in 0..pages {
-                if let Ok(e) = self.leaf(frames, va + i * PAGE_SIZE)
-                    && e & OWNED != 0
-                {
-                    frames.free(e & ADDR_MASK);
+    /// Frees every owned frame of `vm`'s regions and every lower-half
+    /// table, then the PML4. The caller must not have this space loaded in
+    /// CR3.
+    pub fn destroy(self, frames: &mut Frames, vm: &Vm) {
+        for r in vm.regions().iter().filter(|r| owns_frames(r.kind)) {
+            // One walk per page table, then its slots (a walk per page
+            // costs ~4x the emulated instructions).
+            let mut i = 0;
+            while i < r.pages {
+                let va = r.start + i * PAGE_SIZE;
+                let mut index = (va >> 12) & 511;
+                let in_table = (512 - index).min(r.pages - i);
+                if let Ok(table) = self.table_for(frames, va, false) {
+                    while index < 512 && i < r.pages {
+                        let e = entry(table, index);
+                        if e & (PRESENT | OWNED) == PRESENT | OWNED {
+                            frames.free(e & ADDR_MASK);
+                        }
+                        index += 1;
+                        i += 1;
+                    }
+                } else {
+                    // No table here, or a 2 MiB leaf (never owned).
+                    i += in_table;
                 }
             }
         }
+        let b = book(self.slot);
         for &t in &b.tables[..b.ntables] {
             frames.free(t);
         }
-        frames.free(self.pml4);
-        let b = book(self.slot);
         b.ntables = 0;
-        b.nowned = 0;
+        frames.free(self.pml4);
     }
 }
 
-/// A user range the kernel has checked against the shard's page tables:
-/// every page present and user-accessible (and writable when asked), inside
-/// the lower half, not wrapping. Only a `UserSlice` can be read or written.
+/// Region kinds whose pages may be frames the shard owns (copied ELF pages,
+/// heap, stack, info page, DMA buffers); file and device windows never are.
+pub fn owns_frames(kind: Kind) -> bool {
+    matches!(
+        kind,
+        Kind::Code | Kind::Data | Kind::Heap | Kind::Stack | Kind::Info | Kind::Dma
+    )
+}
+
+/// A user range the kernel has checked against the shard's regions
+/// (coconut-core's `check_user_range`): every page inside readable (and
+/// writable when asked) regions, not a device window, inside the lower half,
+/// not wrapping. Only a `UserSlice` can be read or written.
 #[derive(Clone, Copy, Debug)]
 pub struct UserSlice {
     space: AddrSpace,
@@ -369,26 +350,11 @@ pub struct UserSlice {
 }
 
 impl UserSlice {
-    /// Checks `[va, va + len)` in `space`; `write` for ranges the kernel
-    /// will write. Length 0 is valid and touches nothing.
-    pub fn new(
-        frames: &mut Frames,
-        space: AddrSpace,
-        va: u64,
-        len: u64,
-        write: bool,
-    ) -> Result<Self, Error> {
-        let end = va.checked_add(len).ok_or(Error::BadAddress)?;
-        if end > config::USER_END {
-            return Err(Error::BadAddress);
-        }
-        if len > 0 {
-            let mut page = va & !(PAGE_SIZE - 1);
-            while page < end {
-                space.translate(frames, page, write)?;
-                page += PAGE_SIZE;
-            }
-        }
+    /// Checks `[va, va + len)` against `vm`, the regions of `space`;
+    /// `write` for ranges the kernel will write. Length 0 is valid and
+    /// touches nothing.
+    pub fn new(vm: &Vm, space: AddrSpace, va: u64, len: u64, write: bool) -> Result<Self, Error> {
+        vm.check_user_range(va, len, write)?;
         Ok(UserSlice {
             space,
             va,
@@ -403,13 +369,16 @@ impl UserSlice {
     }
 
     /// Runs `f(window_ptr, offset, n)` for each physically contiguous piece.
-    fn pieces(&self, frames: &mut Frames, mut f: impl FnMut(*mut u8, usize, usize)) {
+    ///
+    /// Regions are mapped in full when they are recorded, so every page
+    /// translates; a page that does not (a mapping that failed part-way)
+    /// is skipped, never touched.
+    fn pieces(&self, mut f: impl FnMut(*mut u8, usize, usize)) {
         let mut done = 0u64;
         while done < self.len {
             let va = self.va + done;
             let n = (PAGE_SIZE - (va & (PAGE_SIZE - 1))).min(self.len - done);
-            // Checked in `new`; the space cannot change under a syscall.
-            if let Ok(pa) = self.space.translate(frames, va, self.write) {
+            if let Ok(pa) = self.space.translate(va, self.write) {
                 f(paging::window(pa), done as usize, n as usize);
             }
             done += n;
@@ -417,10 +386,10 @@ impl UserSlice {
     }
 
     /// Copies the user bytes into `buf` (at most `buf.len()`); returns the count.
-    pub fn read_into(&self, frames: &mut Frames, buf: &mut [u8]) -> usize {
+    pub fn read_into(&self, buf: &mut [u8]) -> usize {
         let max = buf.len().min(self.len as usize);
         let dst = buf.as_mut_ptr();
-        self.pieces(frames, |src, off, n| {
+        self.pieces(|src, off, n| {
             if off < max {
                 let n = n.min(max - off);
                 // SAFETY: `src..src+n` is a checked user page in the window;
@@ -432,10 +401,10 @@ impl UserSlice {
     }
 
     /// Copies `data` to the user range (at most its length); returns the count.
-    pub fn write_from(&self, frames: &mut Frames, data: &[u8]) -> usize {
+    pub fn write_from(&self, data: &[u8]) -> usize {
         let max = data.len().min(self.len as usize);
         let src = data.as_ptr();
-        self.pieces(frames, |dst, off, n| {
+        self.pieces(|dst, off, n| {
             if off < max {
                 let n = n.min(max - off);
                 // SAFETY: the page was checked writable in `new`; the source

@@ -254,3 +254,28 @@ fn init_applies_reservations_after_every_usable_range() {
     assert!(f.is_free_addr(2 * MIB + 2 * PAGE));
     assert!(!f.is_free_addr(0x7f000) && f.is_free_addr(0x80000));
 }
+
+/// The kernel adds one memory-map range at a time and reserves the boot
+/// modules after each: a module inside a later range stays out of the pool.
+#[test]
+fn reserving_after_each_added_range_keeps_a_module_out() {
+    let mut f = small();
+    let module = (5 * MIB + 0x200, 2 * PAGE); // touches 3 frames
+    f.add_usable(2 * MIB, MIB);
+    f.reserve(module.0, module.1);
+    assert_eq!(f.free_frames(), 256, "the module is not in this range");
+    f.add_usable(4 * MIB, 4 * MIB);
+    f.reserve(module.0, module.1);
+    assert_eq!(f.free_frames(), 256 + 1024 - 3);
+    let mut handed = Vec::new();
+    while let Some(frame) = f.alloc() {
+        handed.push(frame.addr);
+    }
+    assert!(
+        handed
+            .iter()
+            .all(|&a| a + PAGE <= 5 * MIB || a >= 5 * MIB + 3 * PAGE),
+        "no module frame handed out"
+    );
+    assert_eq!(handed.len(), 256 + 1024 - 3);
+}

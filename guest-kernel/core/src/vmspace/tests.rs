@@ -1,6 +1,6 @@
 use super::*;
+use crate::elf::Segment;
 use crate::testutil::Rng;
-use coconut_abi::syscall::config::{INFO_VA, STACK_PAGES};
 
 const CODE: u64 = 0x40_0000;
 const HEAP: u64 = 0x60_0000;
@@ -208,7 +208,11 @@ fn window_placement_finds_aligned_gaps() {
     let dma = s
         .map_in_window(Window::Device, 1, Perms::RW, Kind::Dma)
         .unwrap();
-    assert_eq!((dev, dma), (DEVICE_MAP_BASE, DEVICE_MAP_BASE + 2 * PAGE));
+    assert_eq!(
+        (dev, dma),
+        (DEVICE_MAP_BASE, DEVICE_MAP_BASE + 3 * PAGE),
+        "one guard page between device windows"
+    );
     let window_pages = (DEVICE_MAP_BASE - FILE_MAP_BASE) / PAGE;
     assert_eq!(
         s.map_in_window(Window::File, window_pages, Perms::R, Kind::File),
@@ -326,4 +330,204 @@ fn random_operations_keep_the_invariants() {
         );
         assert!(s.charged() <= 1024);
     }
+}
+
+#[test]
+fn device_windows_keep_a_guard_page_and_reuse_freed_gaps() {
+    let mut s = shard();
+    let a = s
+        .map_in_window(Window::Device, 1, Perms::RW, Kind::Device)
+        .unwrap();
+    let b = s
+        .map_in_window(Window::Device, 4, Perms::RW, Kind::Dma)
+        .unwrap();
+    let c = s
+        .map_in_window(Window::Device, 1, Perms::R, Kind::Device)
+        .unwrap();
+    assert_eq!(a, DEVICE_MAP_BASE);
+    assert_eq!(b, a + 2 * PAGE);
+    assert_eq!(c, b + 5 * PAGE);
+    assert_eq!(s.find(a + PAGE), None, "the guard page is not mapped");
+    s.remove(b).unwrap();
+    let d = s
+        .map_in_window(Window::Device, 3, Perms::RW, Kind::Dma)
+        .unwrap();
+    assert_eq!(d, b, "3 pages + guard fit where 4 + guard were");
+    let e = s
+        .map_in_window(Window::Device, 1, Perms::RW, Kind::Dma)
+        .unwrap();
+    assert_eq!(
+        e,
+        c + 2 * PAGE,
+        "1 page + guard do not fit in the 1 page left"
+    );
+}
+
+#[test]
+fn file_windows_start_at_the_asked_phase_of_a_2mib_slot() {
+    let mut s = shard();
+    let a = s
+        .map_in_window_at(Window::File, 0x3000, 2, Perms::R, Kind::File)
+        .unwrap();
+    assert_eq!(a, FILE_MAP_BASE + 0x3000);
+    // Past a's end (FILE_MAP_BASE + 0x5000), the next start with phase 0x1000.
+    let b = s
+        .map_in_window_at(Window::File, 0x1000, 1, Perms::R, Kind::File)
+        .unwrap();
+    assert_eq!(b, FILE_MAP_BASE + 0x1000, "fits below a");
+    let b2 = s
+        .map_in_window_at(Window::File, 0x1000, 3, Perms::R, Kind::File)
+        .unwrap();
+    assert_eq!(
+        b2,
+        FILE_MAP_BASE + FILE_ALIGN + 0x1000,
+        "does not fit below a"
+    );
+    // Phase 0x6000 fits in a's slot after a.
+    let c = s
+        .map_in_window_at(Window::File, 0x6000, 1, Perms::R, Kind::File)
+        .unwrap();
+    assert_eq!(c, FILE_MAP_BASE + 0x6000);
+    assert_eq!(
+        s.map_in_window_at(Window::File, 0x10, 1, Perms::R, Kind::File),
+        Err(VmError::Misaligned)
+    );
+    assert_eq!(
+        s.map_in_window_at(Window::File, FILE_ALIGN, 1, Perms::R, Kind::File),
+        Err(VmError::OutsideUser)
+    );
+    assert_eq!(
+        s.map_in_window_at(Window::Device, PAGE, 1, Perms::R, Kind::Device),
+        Err(VmError::OutsideUser),
+        "device windows are page-aligned: no phase"
+    );
+    let window_pages = (DEVICE_MAP_BASE - FILE_MAP_BASE) / PAGE;
+    assert_eq!(
+        s.map_in_window_at(Window::File, 0x1000, window_pages - 1, Perms::R, Kind::File),
+        Err(VmError::NoSpace)
+    );
+}
+
+#[test]
+fn user_pointers_into_device_windows_are_refused() {
+    let mut s = shard();
+    let mmio = s
+        .map_in_window(Window::Device, 1, Perms::RW, Kind::Device)
+        .unwrap();
+    let dma = s
+        .map_in_window(Window::Device, 1, Perms::RW, Kind::Dma)
+        .unwrap();
+    assert_eq!(s.check_user_range(mmio, 8, false), Err(Error::BadAddress));
+    assert_eq!(s.check_user_range(mmio, 8, true), Err(Error::BadAddress));
+    assert_eq!(
+        s.check_user_range(dma, 8, true),
+        Ok(()),
+        "DMA memory is RAM"
+    );
+}
+
+#[test]
+fn the_heap_never_grows_into_the_file_window() {
+    let mut s = Space::new(FILE_MAP_BASE - 2 * PAGE, 1024);
+    assert_eq!(
+        s.mmap(FILE_MAP_BASE - 2 * PAGE, 2),
+        Ok(FILE_MAP_BASE - 2 * PAGE)
+    );
+    assert_eq!(s.mmap(FILE_MAP_BASE, 1), Err(VmError::NoSpace));
+    assert_eq!(Error::from(VmError::NoSpace), Error::NoMemory);
+    let mut t = Space::new(FILE_MAP_BASE - PAGE, 1024);
+    assert_eq!(t.mmap(FILE_MAP_BASE - PAGE, 2), Err(VmError::NoSpace));
+    assert_eq!((t.heap_end(), t.charged()), (FILE_MAP_BASE - PAGE, 0));
+    assert_eq!(t.quota(), 1024);
+}
+
+#[test]
+fn a_shard_starts_with_its_segments_stack_guard_and_info_page() {
+    let text = Segment {
+        vaddr: CODE + 0x120,
+        memsz: 0x2000,
+        offset: 0x120,
+        filesz: 0x2000,
+        perms: Perms::RX,
+    };
+    let data = Segment {
+        vaddr: CODE + 0x3000,
+        memsz: 0x1800,
+        offset: 0x3000,
+        filesz: 0x100,
+        perms: Perms::RW,
+    };
+    let end = data.page_end();
+    let s = VmSpace::<16>::for_shard(&[text, data], end, 7).unwrap();
+    let stack_base = STACK_TOP - STACK_PAGES * PAGE;
+    let got: std::vec::Vec<_> = s
+        .regions()
+        .iter()
+        .map(|r| (r.start, r.pages, r.kind))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (CODE, 3, Kind::Code),
+            (CODE + 0x3000, 2, Kind::Data),
+            (stack_base - PAGE, 1, Kind::Guard),
+            (stack_base, STACK_PAGES, Kind::Stack),
+            (INFO_VA, 1, Kind::Info),
+        ]
+    );
+    assert_eq!(s.heap_end(), end + PAGE, "one guard page above the image");
+    assert_eq!((s.quota(), s.charged()), (7, 0));
+    assert_eq!(s.check_user_range(CODE, 8, true), Err(Error::BadAddress));
+    assert_eq!(s.check_user_range(CODE + 0x3000, 0x2000, true), Ok(()));
+    assert_eq!(s.check_user_range(end, 1, false), Err(Error::BadAddress));
+}
+
+#[test]
+fn a_shard_layout_that_collides_is_refused() {
+    let wx = Segment {
+        vaddr: CODE,
+        memsz: 0x1000,
+        offset: 0,
+        filesz: 0x1000,
+        perms: Perms::new(true, true, true),
+    };
+    assert_eq!(
+        VmSpace::<16>::for_shard(&[wx], CODE + PAGE, 0).map(|_| ()),
+        Err(VmError::WriteExecute)
+    );
+    let over_stack = Segment {
+        vaddr: STACK_TOP - PAGE,
+        memsz: 0x1000,
+        offset: 0,
+        filesz: 0x1000,
+        perms: Perms::R,
+    };
+    assert_eq!(
+        VmSpace::<16>::for_shard(&[over_stack], STACK_TOP, 0).map(|_| ()),
+        Err(VmError::Overlap)
+    );
+    let low = Segment {
+        vaddr: 0x1000,
+        memsz: 0x1000,
+        offset: 0,
+        filesz: 0x1000,
+        perms: Perms::R,
+    };
+    assert_eq!(
+        VmSpace::<16>::for_shard(&[low], 0x2000, 0).map(|_| ()),
+        Err(VmError::OutsideUser)
+    );
+    assert_eq!(
+        VmSpace::<4>::for_shard(&[], USER_MIN, 0).map(|_| ()),
+        Ok(()),
+        "guard, stack and info fit in 4 regions"
+    );
+    assert_eq!(
+        VmSpace::<2>::for_shard(&[], USER_MIN, 0).map(|_| ()),
+        Err(VmError::Full)
+    );
+    assert_eq!(
+        VmSpace::<4>::for_shard(&[], u64::MAX, 0).map(|_| ()),
+        Err(VmError::Overflow)
+    );
 }
