@@ -157,6 +157,15 @@ fn default_manifest_runs_every_shipped_shard_to_exit_zero() {
     assert!(cases >= 100, "only {cases} fuzz cases");
     let fails: Vec<_> = console.iter().filter(|l| l.contains(" FAIL ")).collect();
     assert!(fails.is_empty(), "{fails:#?}");
+    // Every frame a shard or the kernel took for shards came back.
+    let frames = console
+        .iter()
+        .find(|l| l.starts_with("frames: ") && l.contains(" in use at shutdown"))
+        .unwrap_or_else(|| panic!("no shutdown frame count in {console:#?}"));
+    assert!(
+        frames.starts_with("frames: 0 in use at shutdown (0 kernel), 0 refused frees"),
+        "{frames}"
+    );
     assert_eq!(
         console.last().map(String::as_str),
         Some("all shards ended: status 0")
