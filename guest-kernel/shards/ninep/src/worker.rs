@@ -1,0 +1,158 @@
+//! The heartbeat worker's duties over a ready virtqueue: attach, learn
+//! the worker id, print `/proc/boot`, append heartbeats, optionally probe
+//! `/queen/ctl` (must be refused) and time small operations.
+
+use coconut_rt::alloc::format;
+use coconut_rt::alloc::string::String;
+use coconut_rt::alloc::vec::Vec;
+use coconut_rt::{println, sys};
+use secure9p::client::{Client, ClientError, Fid};
+use secure9p::errno;
+use secure9p::wire::{O_APPEND, O_RDONLY, O_WRONLY};
+
+use crate::Options;
+use crate::virtq::{MSIZE, Queue, QueueError};
+
+type Cl = Client<Queue>;
+
+fn e9p(what: &str, e: ClientError<QueueError>) -> String {
+    format!("{what}: {e}")
+}
+
+/// The one entry of `/worker` a worker can see: its own id.
+fn worker_id(c: &mut Cl, root: Fid) -> Result<String, String> {
+    let dir = c.walk_path(root, "worker").map_err(|e| e9p("walk /worker", e))?;
+    c.lopen(dir, O_RDONLY).map_err(|e| e9p("open /worker", e))?;
+    let entries = c.readdir_all(dir).map_err(|e| e9p("readdir /worker", e))?;
+    c.clunk(dir).map_err(|e| e9p("clunk /worker", e))?;
+    let mut ids = entries.into_iter().map(|e| e.name).filter(|n| n != "." && n != "..");
+    match (ids.next(), ids.next()) {
+        (Some(id), None) => Ok(id),
+        (None, _) => Err(String::from("/worker is empty: no worker identity bound")),
+        (Some(a), Some(b)) => Err(format!("/worker lists more than this worker ({a}, {b}, ...)")),
+    }
+}
+
+fn print_proc_boot(c: &mut Cl, root: Fid) -> Result<(), String> {
+    let f = c.walk_path(root, "proc/boot").map_err(|e| e9p("walk /proc/boot", e))?;
+    c.lopen(f, O_RDONLY).map_err(|e| e9p("open /proc/boot", e))?;
+    let data = c.read_to_end_max(f, 64 * 1024).map_err(|e| e9p("read /proc/boot", e))?;
+    c.clunk(f).map_err(|e| e9p("clunk /proc/boot", e))?;
+    let text = String::from_utf8_lossy(&data);
+    let mut lines = 0;
+    for line in text.lines() {
+        println!("ninep: /proc/boot: {line}");
+        lines += 1;
+    }
+    println!("ninep: /proc/boot: {lines} lines, {} bytes", data.len());
+    Ok(())
+}
+
+/// Tries to write a spawn request to `/queen/ctl`; a worker must be refused.
+fn probe_queen(c: &mut Cl, root: Fid) -> Result<(), String> {
+    let refused = |what: &str, e: ClientError<QueueError>| match e.errno() {
+        Some(n) => {
+            println!("ninep: /queen/ctl refused at {what}: {} ({n})", errno::name(n));
+            Ok(())
+        }
+        None => Err(e9p(what, e)),
+    };
+    let f = match c.walk_path(root, "queen/ctl") {
+        Ok(f) => f,
+        Err(e) => return refused("walk", e),
+    };
+    let r = match c.lopen(f, O_WRONLY) {
+        Ok(_) => c.write(f, 0, b"{\"spawn\":\"heartbeat\",\"ticks\":1}\n").map(|_| ()),
+        Err(e) => Err(e),
+    };
+    let _ = c.clunk(f);
+    match r {
+        Ok(()) => Err(String::from("a worker wrote /queen/ctl: the namespace did not refuse it")),
+        Err(e) => refused("open/write", e),
+    }
+}
+
+fn now_ns() -> Result<u64, String> {
+    sys::time().map_err(|e| format!("time: {e:?}"))
+}
+
+/// Prints `ninep: bench <what> n=<n> mean_us=… min_us=… max_us=…`.
+fn report(what: &str, samples: &[u64]) {
+    if samples.is_empty() {
+        return;
+    }
+    let sum: u64 = samples.iter().sum();
+    let min = samples.iter().copied().min().unwrap_or(0);
+    let max = samples.iter().copied().max().unwrap_or(0);
+    let n = samples.len() as u64;
+    let us = |ns: u64| format!("{}.{}", ns / 1000, (ns % 1000) / 100);
+    println!(
+        "ninep: bench {what} n={n} mean_us={} min_us={} max_us={}",
+        us(sum / n),
+        us(min),
+        us(max)
+    );
+}
+
+fn bench(c: &mut Cl, root: Fid, telemetry: Fid, n: u64) -> Result<(), String> {
+    let f = c.walk_path(root, "proc/boot").map_err(|e| e9p("walk /proc/boot", e))?;
+    c.lopen(f, O_RDONLY).map_err(|e| e9p("open /proc/boot", e))?;
+    let mut reads = Vec::new();
+    for _ in 0..n {
+        let t0 = now_ns()?;
+        c.read(f, 0, 64).map_err(|e| e9p("bench read", e))?;
+        reads.push(now_ns()?.saturating_sub(t0));
+    }
+    c.clunk(f).map_err(|e| e9p("clunk /proc/boot", e))?;
+    let mut appends = Vec::new();
+    for i in 0..n {
+        let line = format!("{{\"bench\":{i}}}\n");
+        let t0 = now_ns()?;
+        c.write(telemetry, u64::MAX, line.as_bytes()).map_err(|e| e9p("bench append", e))?;
+        appends.push(now_ns()?.saturating_sub(t0));
+    }
+    report("read64", &reads);
+    report("append", &appends);
+    Ok(())
+}
+
+/// Everything after the queue is ready.
+pub fn run(queue: Queue, opts: &Options) -> Result<(), String> {
+    let mut c = Client::connect(queue, MSIZE as u32).map_err(|e| e9p("version", e))?;
+    // An empty uname: the bridge gives this session the guest's bound identity.
+    let root = c.attach("", "").map_err(|e| e9p("attach", e))?;
+    let id = worker_id(&mut c, root)?;
+    println!("ninep: attached as {id} (msize {})", c.msize());
+    print_proc_boot(&mut c, root)?;
+
+    let path = format!("worker/{id}/telemetry");
+    let tel = c.walk_path(root, &path).map_err(|e| e9p("walk telemetry", e))?;
+    c.lopen(tel, O_WRONLY | O_APPEND).map_err(|e| e9p("open telemetry", e))?;
+    for tick in 1..=opts.ticks {
+        let ts_ms = now_ns()? / 1_000_000;
+        let line = format!("{{\"tick\":{tick},\"ts_ms\":{ts_ms}}}\n");
+        c.write(tel, u64::MAX, line.as_bytes()).map_err(|e| e9p("append heartbeat", e))?;
+        println!("ninep: heartbeat {tick}/{} appended to /{path}", opts.ticks);
+        if tick < opts.ticks {
+            c.transport_mut()
+                .idle(opts.interval_ms * 1_000_000)
+                .map_err(|e| format!("waiting between heartbeats: {e}"))?;
+        }
+    }
+    if opts.probe_queen {
+        probe_queen(&mut c, root)?;
+    }
+    if opts.bench > 0 {
+        bench(&mut c, root, tel, opts.bench)?;
+    }
+    c.clunk(tel).map_err(|e| e9p("clunk telemetry", e))?;
+    c.clunk(root).map_err(|e| e9p("clunk root", e))?;
+    let q = c.transport_mut();
+    q.drain_notifications().map_err(|e| format!("draining notifications: {e}"))?;
+    let s = q.stats;
+    println!(
+        "ninep: done: {} completions, {} irq notifications, {} completions after waiting for one",
+        s.completions, s.notifications, s.via_irq
+    );
+    Ok(())
+}
