@@ -21,7 +21,11 @@
 //! `irq:<line>` and a channel (send+recv) for the IRQ notifications.
 //! Args (space separated): `ticks=N` (default 5), `interval_ms=N` (200),
 //! `probe-queen` (try to write `/queen/ctl` and print the refusal),
-//! `bench=N` (N small reads and N small appends, timed).
+//! `bench=N` (N small reads and N small appends, timed), `spin=N` (poll
+//! the used ring N times from ring 3 before blocking on the IRQ channel),
+//! `wait-ack` (before exiting, wait until someone appends a line with
+//! `"ack"` to the telemetry file: lets a test read the heartbeats while the
+//! worker's nodes still exist).
 #![no_std]
 #![no_main]
 
@@ -44,6 +48,8 @@ pub struct Options {
     pub interval_ms: u64,
     pub probe_queen: bool,
     pub bench: u64,
+    pub spin: u64,
+    pub wait_ack: bool,
 }
 
 fn parse_args(args: &str) -> Result<Options, String> {
@@ -52,6 +58,8 @@ fn parse_args(args: &str) -> Result<Options, String> {
         interval_ms: 200,
         probe_queen: false,
         bench: 0,
+        spin: 0,
+        wait_ack: false,
     };
     for word in args.split_ascii_whitespace() {
         let num = |v: &str| {
@@ -62,7 +70,9 @@ fn parse_args(args: &str) -> Result<Options, String> {
             Some(("ticks", v)) => o.ticks = num(v)?.min(10_000),
             Some(("interval_ms", v)) => o.interval_ms = num(v)?.min(60_000),
             Some(("bench", v)) => o.bench = num(v)?.min(100_000),
+            Some(("spin", v)) => o.spin = num(v)?.min(100_000_000),
             None if word == "probe-queen" => o.probe_queen = true,
+            None if word == "wait-ack" => o.wait_ack = true,
             _ => return Err(format!("unknown argument {word:?}")),
         }
     }
