@@ -67,7 +67,9 @@ fn tail_heartbeats(socket: &Path, ticks: u64) -> Vec<(u64, u64)> {
     let mut c = connect(socket);
     let root = c.attach("queen", "").expect("queen attaches");
     let path = "worker/worker-1/telemetry";
-    let f: Fid = c.walk_path(root, path).expect("the worker's telemetry exists");
+    let f: Fid = c
+        .walk_path(root, path)
+        .expect("the worker's telemetry exists");
     c.lopen(f, O_RDONLY).expect("open telemetry");
     let mut offset = 0u64;
     let mut text = String::new();
@@ -82,8 +84,10 @@ fn tail_heartbeats(socket: &Path, ticks: u64) -> Vec<(u64, u64)> {
         text.push_str(&String::from_utf8_lossy(&data));
     };
     let w = c.walk_path(root, path).expect("walk telemetry");
-    c.lopen(w, O_WRONLY | O_APPEND).expect("open telemetry for append");
-    c.write(w, u64::MAX, b"{\"ack\":true}\n").expect("append ack");
+    c.lopen(w, O_WRONLY | O_APPEND)
+        .expect("open telemetry for append");
+    c.write(w, u64::MAX, b"{\"ack\":true}\n")
+        .expect("append ack");
     c.clunk(w).expect("clunk");
     c.clunk(f).expect("clunk");
     beats

@@ -21,8 +21,9 @@
 //! `irq:<line>` and a channel (send+recv) for the IRQ notifications.
 //! Args (space separated): `ticks=N` (default 5), `interval_ms=N` (200),
 //! `probe-queen` (try to write `/queen/ctl` and print the refusal),
-//! `bench=N` (N small reads and N small appends, timed), `spin=N` (poll
-//! the used ring N times from ring 3 before blocking on the IRQ channel),
+//! `bench=N` (N small reads and N small appends, timed), `spin=N` (with
+//! `bench`: a second pass that polls the used ring N times from ring 3
+//! before blocking on the IRQ channel),
 //! `wait-ack` (before exiting, wait until someone appends a line with
 //! `"ack"` to the telemetry file: lets a test read the heartbeats while the
 //! worker's nodes still exist).
@@ -80,7 +81,8 @@ fn parse_args(args: &str) -> Result<Options, String> {
 }
 
 fn cap(n: usize, what: &str) -> Result<u64, String> {
-    info::boot_cap(n).ok_or_else(|| format!("boot capability {n} ({what}) missing from the manifest"))
+    info::boot_cap(n)
+        .ok_or_else(|| format!("boot capability {n} ({what}) missing from the manifest"))
 }
 
 /// Reads the mount tag from config space (`tag_len: u16` + bytes),
@@ -120,12 +122,16 @@ fn main() -> Result<(), String> {
     let magic = w.read(reg::MAGIC_VALUE);
     let device = w.read(reg::DEVICE_ID);
     if magic != mmio::MAGIC || device == 0 {
-        println!("ninep: no virtio device in the window (magic {magic:#010x}, device {device}); nothing to do");
+        println!(
+            "ninep: no virtio device in the window (magic {magic:#010x}, device {device}); nothing to do"
+        );
         return Ok(());
     }
     let version = w.read(reg::VERSION);
     if version != 2 {
-        return Err(format!("virtio-mmio version {version}, this driver needs 2"));
+        return Err(format!(
+            "virtio-mmio version {version}, this driver needs 2"
+        ));
     }
     if device != mmio::DEVICE_9P {
         return Err(format!("virtio device {device} is not a 9P transport (9)"));
@@ -139,7 +145,9 @@ fn main() -> Result<(), String> {
     let wanted = F_VERSION_1 | F_MOUNT_TAG;
     if offered & wanted != wanted {
         w.set_status(status::FAILED);
-        return Err(format!("device features {offered:#x} lack VERSION_1 or MOUNT_TAG"));
+        return Err(format!(
+            "device features {offered:#x} lack VERSION_1 or MOUNT_TAG"
+        ));
     }
     w.set_driver_features(wanted);
     let mut st = status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK;
@@ -166,7 +174,10 @@ fn main() -> Result<(), String> {
     if queue.window().status() & status::DEVICE_NEEDS_RESET != 0 {
         return Err(String::from("device needs reset right after DRIVER_OK"));
     }
-    println!("ninep: queue 0 ready ({} entries, dma at {pa:#x}), irq bound", virtq::QUEUE_LEN);
+    println!(
+        "ninep: queue 0 ready ({} entries, dma at {pa:#x}), irq bound",
+        virtq::QUEUE_LEN
+    );
 
     worker::run(queue, &opts)
 }

@@ -72,7 +72,7 @@ impl Window {
 
     /// Reads the 32-bit register at `offset`.
     pub fn read(&self, offset: usize) -> u32 {
-        debug_assert!(offset + 4 <= WINDOW_BYTES && offset % 4 == 0);
+        debug_assert!(offset + 4 <= WINDOW_BYTES && offset.is_multiple_of(4));
         // SAFETY: `new`'s contract: the window is mapped for WINDOW_BYTES;
         // every offset used is one of the aligned constants in `reg`
         // (config reads stay below the page end, see `read_config8`).
@@ -81,10 +81,15 @@ impl Window {
 
     /// Writes the 32-bit register at `offset`.
     pub fn write(&self, offset: usize, value: u32) {
-        debug_assert!(offset + 4 <= WINDOW_BYTES && offset % 4 == 0);
+        debug_assert!(offset + 4 <= WINDOW_BYTES && offset.is_multiple_of(4));
         // SAFETY: as in `read`; the mapping is writable (the manifest grants
         // the window with `write`, checked by `mmio_map`).
-        unsafe { write_volatile((self.base + (offset & (WINDOW_BYTES - 4))) as *mut u32, value) }
+        unsafe {
+            write_volatile(
+                (self.base + (offset & (WINDOW_BYTES - 4))) as *mut u32,
+                value,
+            )
+        }
     }
 
     /// Reads one byte of the device-specific config space.

@@ -64,12 +64,19 @@ pub enum QueueError {
 impl fmt::Display for QueueError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            QueueError::TooBig(n) => write!(f, "request of {n} bytes exceeds the {MSIZE}-byte buffer"),
+            QueueError::TooBig(n) => {
+                write!(f, "request of {n} bytes exceeds the {MSIZE}-byte buffer")
+            }
             QueueError::Sequence => write!(f, "request/reply out of sequence"),
             QueueError::BadUsedIndex { last, now } => {
-                write!(f, "device moved the used index from {last} to {now} with one chain in flight")
+                write!(
+                    f,
+                    "device moved the used index from {last} to {now} with one chain in flight"
+                )
             }
-            QueueError::BadUsedId(id) => write!(f, "device returned descriptor {id}, not the chain's head"),
+            QueueError::BadUsedId(id) => {
+                write!(f, "device returned descriptor {id}, not the chain's head")
+            }
             QueueError::BadUsedLen(n) => write!(f, "device reported a bad reply length {n}"),
             QueueError::NeedsReset => write!(f, "device needs reset"),
             QueueError::Timeout => write!(f, "no reply within the timeout"),
@@ -119,7 +126,6 @@ pub struct Queue {
     pub stats: Stats,
 }
 
-
 impl Queue {
     /// Programs queue 0 of `window` with the DMA run at `va`/`pa`
     /// ([`DMA_PAGES`] pages, zeroed) and returns the queue; the caller
@@ -128,7 +134,13 @@ impl Queue {
     /// # Safety
     /// `va` must be a live, writable mapping of [`DMA_PAGES`] pages whose
     /// guest-physical address is `pa`, used by nothing else.
-    pub unsafe fn setup(window: Window, va: usize, pa: u64, irq: u64, chan: u64) -> Result<Queue, &'static str> {
+    pub unsafe fn setup(
+        window: Window,
+        va: usize,
+        pa: u64,
+        irq: u64,
+        chan: u64,
+    ) -> Result<Queue, &'static str> {
         window.write(reg::QUEUE_SEL, 0);
         if window.read(reg::QUEUE_READY) != 0 {
             return Err("queue 0 is already ready");
@@ -138,9 +150,21 @@ impl Queue {
             return Err("queue 0 is too small (or absent)");
         }
         window.write(reg::QUEUE_NUM, u32::from(QUEUE_LEN));
-        window.write_addr(reg::QUEUE_DESC_LOW, reg::QUEUE_DESC_HIGH, pa + DESC_OFF as u64);
-        window.write_addr(reg::QUEUE_DRIVER_LOW, reg::QUEUE_DRIVER_HIGH, pa + AVAIL_OFF as u64);
-        window.write_addr(reg::QUEUE_DEVICE_LOW, reg::QUEUE_DEVICE_HIGH, pa + USED_OFF as u64);
+        window.write_addr(
+            reg::QUEUE_DESC_LOW,
+            reg::QUEUE_DESC_HIGH,
+            pa + DESC_OFF as u64,
+        );
+        window.write_addr(
+            reg::QUEUE_DRIVER_LOW,
+            reg::QUEUE_DRIVER_HIGH,
+            pa + AVAIL_OFF as u64,
+        );
+        window.write_addr(
+            reg::QUEUE_DEVICE_LOW,
+            reg::QUEUE_DEVICE_HIGH,
+            pa + USED_OFF as u64,
+        );
         window.write(reg::QUEUE_READY, 1);
         if window.read(reg::QUEUE_READY) != 1 {
             return Err("device did not accept queue 0");
@@ -205,14 +229,22 @@ impl Queue {
             return Ok(None);
         }
         if now != self.last_used.wrapping_add(1) {
-            return Err(QueueError::BadUsedIndex { last: self.last_used, now });
+            return Err(QueueError::BadUsedIndex {
+                last: self.last_used,
+                now,
+            });
         }
         fence(Ordering::SeqCst);
         let slot = usize::from(self.last_used % QUEUE_LEN);
         let elem = USED_OFF + 4 + slot * 8;
         // SAFETY: `slot < QUEUE_LEN`, so the element lies inside the used
         // ring in page 0 (512 + 4 + 16 * 8 < 4096).
-        let (id, len) = unsafe { (read_volatile(self.ptr::<u32>(elem)), read_volatile(self.ptr::<u32>(elem + 4))) };
+        let (id, len) = unsafe {
+            (
+                read_volatile(self.ptr::<u32>(elem)),
+                read_volatile(self.ptr::<u32>(elem + 4)),
+            )
+        };
         self.last_used = now;
         if id != 0 {
             return Err(QueueError::BadUsedId(id));
@@ -313,7 +345,13 @@ impl Transport for Queue {
         unsafe {
             core::ptr::copy_nonoverlapping(frame.as_ptr(), self.ptr::<u8>(REQ_OFF), frame.len());
         }
-        self.write_desc(0, self.pa + REQ_OFF as u64, frame.len() as u32, DESC_F_NEXT, 1);
+        self.write_desc(
+            0,
+            self.pa + REQ_OFF as u64,
+            frame.len() as u32,
+            DESC_F_NEXT,
+            1,
+        );
         self.write_desc(1, self.pa + REPLY_OFF as u64, MSIZE as u32, DESC_F_WRITE, 0);
         let slot = usize::from(self.avail_idx % QUEUE_LEN);
         // SAFETY: avail.ring[slot] (slot < QUEUE_LEN) and avail.idx lie in
@@ -352,7 +390,9 @@ impl Transport for Queue {
         buf.resize(size, 0);
         // SAFETY: `size <= n <= MSIZE` bytes of the reply buffer, into a
         // vector just resized to `size`.
-        unsafe { core::ptr::copy_nonoverlapping(self.ptr::<u8>(REPLY_OFF), buf.as_mut_ptr(), size) };
+        unsafe {
+            core::ptr::copy_nonoverlapping(self.ptr::<u8>(REPLY_OFF), buf.as_mut_ptr(), size)
+        };
         Ok(())
     }
 }

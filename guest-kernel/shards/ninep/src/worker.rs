@@ -21,22 +21,34 @@ fn e9p(what: &str, e: ClientError<QueueError>) -> String {
 
 /// The one entry of `/worker` a worker can see: its own id.
 fn worker_id(c: &mut Cl, root: Fid) -> Result<String, String> {
-    let dir = c.walk_path(root, "worker").map_err(|e| e9p("walk /worker", e))?;
+    let dir = c
+        .walk_path(root, "worker")
+        .map_err(|e| e9p("walk /worker", e))?;
     c.lopen(dir, O_RDONLY).map_err(|e| e9p("open /worker", e))?;
     let entries = c.readdir_all(dir).map_err(|e| e9p("readdir /worker", e))?;
     c.clunk(dir).map_err(|e| e9p("clunk /worker", e))?;
-    let mut ids = entries.into_iter().map(|e| e.name).filter(|n| n != "." && n != "..");
+    let mut ids = entries
+        .into_iter()
+        .map(|e| e.name)
+        .filter(|n| n != "." && n != "..");
     match (ids.next(), ids.next()) {
         (Some(id), None) => Ok(id),
         (None, _) => Err(String::from("/worker is empty: no worker identity bound")),
-        (Some(a), Some(b)) => Err(format!("/worker lists more than this worker ({a}, {b}, ...)")),
+        (Some(a), Some(b)) => Err(format!(
+            "/worker lists more than this worker ({a}, {b}, ...)"
+        )),
     }
 }
 
 fn print_proc_boot(c: &mut Cl, root: Fid) -> Result<(), String> {
-    let f = c.walk_path(root, "proc/boot").map_err(|e| e9p("walk /proc/boot", e))?;
-    c.lopen(f, O_RDONLY).map_err(|e| e9p("open /proc/boot", e))?;
-    let data = c.read_to_end_max(f, 64 * 1024).map_err(|e| e9p("read /proc/boot", e))?;
+    let f = c
+        .walk_path(root, "proc/boot")
+        .map_err(|e| e9p("walk /proc/boot", e))?;
+    c.lopen(f, O_RDONLY)
+        .map_err(|e| e9p("open /proc/boot", e))?;
+    let data = c
+        .read_to_end_max(f, 64 * 1024)
+        .map_err(|e| e9p("read /proc/boot", e))?;
     c.clunk(f).map_err(|e| e9p("clunk /proc/boot", e))?;
     let text = String::from_utf8_lossy(&data);
     let mut lines = 0;
@@ -52,7 +64,10 @@ fn print_proc_boot(c: &mut Cl, root: Fid) -> Result<(), String> {
 fn probe_queen(c: &mut Cl, root: Fid) -> Result<(), String> {
     let refused = |what: &str, e: ClientError<QueueError>| match e.errno() {
         Some(n) => {
-            println!("ninep: /queen/ctl refused at {what}: {} ({n})", errno::name(n));
+            println!(
+                "ninep: /queen/ctl refused at {what}: {} ({n})",
+                errno::name(n)
+            );
             Ok(())
         }
         None => Err(e9p(what, e)),
@@ -62,12 +77,16 @@ fn probe_queen(c: &mut Cl, root: Fid) -> Result<(), String> {
         Err(e) => return refused("walk", e),
     };
     let r = match c.lopen(f, O_WRONLY) {
-        Ok(_) => c.write(f, 0, b"{\"spawn\":\"heartbeat\",\"ticks\":1}\n").map(|_| ()),
+        Ok(_) => c
+            .write(f, 0, b"{\"spawn\":\"heartbeat\",\"ticks\":1}\n")
+            .map(|_| ()),
         Err(e) => Err(e),
     };
     let _ = c.clunk(f);
     match r {
-        Ok(()) => Err(String::from("a worker wrote /queen/ctl: the namespace did not refuse it")),
+        Ok(()) => Err(String::from(
+            "a worker wrote /queen/ctl: the namespace did not refuse it",
+        )),
         Err(e) => refused("open/write", e),
     }
 }
@@ -94,16 +113,31 @@ fn report(what: &str, samples: &[u64]) {
     );
 }
 
-fn bench(c: &mut Cl, root: Fid, telemetry: Fid, n: u64) -> Result<(), String> {
+/// Times `n` small reads and `n` small appends, blocking for every reply;
+/// with `spin > 0` a second pass polls the used ring `spin` times first.
+fn bench(c: &mut Cl, root: Fid, telemetry: Fid, n: u64, spin: u64) -> Result<(), String> {
+    bench_pass(c, root, telemetry, n, "")?;
+    if spin > 0 {
+        c.transport_mut().spin_polls = spin;
+        bench_pass(c, root, telemetry, n, "-spin")?;
+        c.transport_mut().spin_polls = 0;
+    }
+    Ok(())
+}
+
+fn bench_pass(c: &mut Cl, root: Fid, telemetry: Fid, n: u64, label: &str) -> Result<(), String> {
     // What the measurement itself costs: two back-to-back time() calls.
     let mut clock = Vec::new();
     for _ in 0..n {
         let t0 = now_ns()?;
         clock.push(now_ns()?.saturating_sub(t0));
     }
-    report("time-pair", &clock);
-    let f = c.walk_path(root, "proc/boot").map_err(|e| e9p("walk /proc/boot", e))?;
-    c.lopen(f, O_RDONLY).map_err(|e| e9p("open /proc/boot", e))?;
+    report(&format!("time-pair{label}"), &clock);
+    let f = c
+        .walk_path(root, "proc/boot")
+        .map_err(|e| e9p("walk /proc/boot", e))?;
+    c.lopen(f, O_RDONLY)
+        .map_err(|e| e9p("open /proc/boot", e))?;
     let mut reads = Vec::new();
     for _ in 0..n {
         let t0 = now_ns()?;
@@ -115,26 +149,32 @@ fn bench(c: &mut Cl, root: Fid, telemetry: Fid, n: u64) -> Result<(), String> {
     for i in 0..n {
         let line = format!("{{\"bench\":{i}}}\n");
         let t0 = now_ns()?;
-        c.write(telemetry, u64::MAX, line.as_bytes()).map_err(|e| e9p("bench append", e))?;
+        c.write(telemetry, u64::MAX, line.as_bytes())
+            .map_err(|e| e9p("bench append", e))?;
         appends.push(now_ns()?.saturating_sub(t0));
     }
-    report("read64", &reads);
-    report("append", &appends);
+    report(&format!("read64{label}"), &reads);
+    report(&format!("append{label}"), &appends);
     Ok(())
 }
 
 /// Waits (blocking reads at the end of the telemetry file) until a line
 /// containing `"ack"` is in it.
 fn wait_ack(c: &mut Cl, root: Fid, path: &str) -> Result<(), String> {
-    let f = c.walk_path(root, path).map_err(|e| e9p("walk telemetry", e))?;
-    c.lopen(f, O_RDONLY).map_err(|e| e9p("open telemetry for reading", e))?;
+    let f = c
+        .walk_path(root, path)
+        .map_err(|e| e9p("walk telemetry", e))?;
+    c.lopen(f, O_RDONLY)
+        .map_err(|e| e9p("open telemetry for reading", e))?;
     println!("ninep: waiting for an ack in /{path}");
     // A blocked read waits for the queen; allow it minutes, not seconds.
     c.transport_mut().reply_timeout_ns = 120_000_000_000;
     let mut offset = 0u64;
     let mut seen: Vec<u8> = Vec::new();
     let found = loop {
-        let data = c.read(f, offset, 4096).map_err(|e| e9p("read telemetry", e))?;
+        let data = c
+            .read(f, offset, 4096)
+            .map_err(|e| e9p("read telemetry", e))?;
         offset += data.len() as u64;
         // The previous read's tail is kept: the marker may straddle two reads.
         seen.extend_from_slice(&data);
@@ -158,8 +198,7 @@ fn wait_ack(c: &mut Cl, root: Fid, path: &str) -> Result<(), String> {
 }
 
 /// Everything after the queue is ready.
-pub fn run(mut queue: Queue, opts: &Options) -> Result<(), String> {
-    queue.spin_polls = opts.spin;
+pub fn run(queue: Queue, opts: &Options) -> Result<(), String> {
     let mut c = Client::connect(queue, MSIZE as u32).map_err(|e| e9p("version", e))?;
     // An empty uname: the bridge gives this session the guest's bound identity.
     let root = c.attach("", "").map_err(|e| e9p("attach", e))?;
@@ -168,12 +207,16 @@ pub fn run(mut queue: Queue, opts: &Options) -> Result<(), String> {
     print_proc_boot(&mut c, root)?;
 
     let path = format!("worker/{id}/telemetry");
-    let tel = c.walk_path(root, &path).map_err(|e| e9p("walk telemetry", e))?;
-    c.lopen(tel, O_WRONLY | O_APPEND).map_err(|e| e9p("open telemetry", e))?;
+    let tel = c
+        .walk_path(root, &path)
+        .map_err(|e| e9p("walk telemetry", e))?;
+    c.lopen(tel, O_WRONLY | O_APPEND)
+        .map_err(|e| e9p("open telemetry", e))?;
     for tick in 1..=opts.ticks {
         let ts_ms = now_ns()? / 1_000_000;
         let line = format!("{{\"tick\":{tick},\"ts_ms\":{ts_ms}}}\n");
-        c.write(tel, u64::MAX, line.as_bytes()).map_err(|e| e9p("append heartbeat", e))?;
+        c.write(tel, u64::MAX, line.as_bytes())
+            .map_err(|e| e9p("append heartbeat", e))?;
         println!("ninep: heartbeat {tick}/{} appended to /{path}", opts.ticks);
         if tick < opts.ticks {
             c.transport_mut()
@@ -185,7 +228,7 @@ pub fn run(mut queue: Queue, opts: &Options) -> Result<(), String> {
         probe_queen(&mut c, root)?;
     }
     if opts.bench > 0 {
-        bench(&mut c, root, tel, opts.bench)?;
+        bench(&mut c, root, tel, opts.bench, opts.spin)?;
     }
     c.clunk(tel).map_err(|e| e9p("clunk telemetry", e))?;
     if opts.wait_ack {
@@ -193,7 +236,8 @@ pub fn run(mut queue: Queue, opts: &Options) -> Result<(), String> {
     }
     c.clunk(root).map_err(|e| e9p("clunk root", e))?;
     let q = c.transport_mut();
-    q.drain_notifications().map_err(|e| format!("draining notifications: {e}"))?;
+    q.drain_notifications()
+        .map_err(|e| format!("draining notifications: {e}"))?;
     let s = q.stats;
     println!(
         "ninep: done: {} completions, {} irq notifications, {} completions woken by one, {} found by spinning",
