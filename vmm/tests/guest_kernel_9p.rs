@@ -122,7 +122,7 @@ fn the_ninep_shard_appends_heartbeats_a_queen_tails_through_irq_completions() {
         format!(
             "[hive]\nname = \"gk9p\"\nstate_dir = \"{}\"\n\
              [[guest]]\nname = \"worker-1\"\nkind = \"coconut\"\nkernel = \"builtin:guest-kernel\"\n\
-             initrd = \"builtin:ramdisk\"\ncmdline = \"coco.manifest=/boot/test-ninep.toml\"\n",
+             initrd = \"builtin:ramdisk\"\ncmdline = \"coco.manifest=/boot/test-ninep.toml coco.ticks=3\"\n",
             state.display()
         )
         .as_bytes(),
@@ -154,7 +154,9 @@ fn the_ninep_shard_appends_heartbeats_a_queen_tails_through_irq_completions() {
     let console = r.console("worker-1");
     assert_eq!(r.status, Some(0), "{console:#?}\n{}", r.stderr);
 
-    // The heartbeats the queen read, in order, with the guest's clock.
+    // The heartbeats the queen read, in order, with the guest's clock: three
+    // of them, as coco.ticks=3 says (the manifest's `@coco.ticks` word
+    // overrides its `ticks=2`).
     let ticks: Vec<u64> = beats.iter().map(|b| b.0).collect();
     assert_eq!(ticks, vec![1, 2, 3], "{beats:?}");
     assert!(beats.windows(2).all(|w| w[0].1 <= w[1].1), "{beats:?}");
