@@ -111,7 +111,10 @@ pub fn shards(options: &BootOptions) {
         // `@coco.<key>` words in args take the command line's value.
         let mut args = [0u8; ARGS_MAX];
         let Some(args_len) = expand_args(spec.args, options.cmdline, &mut args) else {
-            fail("args too long with the command line's values: ", spec.name.as_bytes());
+            fail(
+                "args too long with the command line's values: ",
+                spec.name.as_bytes(),
+            );
         };
         let load = Spec {
             name: spec.name.as_bytes(),
