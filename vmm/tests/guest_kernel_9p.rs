@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use common::{HANG_GUARD, coco_vmm, finish, write};
 use secure9p::client::{Client, Fid, Transport};
 use secure9p::wire::{O_APPEND, O_RDONLY, O_WRONLY};
+use std::io::{BufRead, BufReader};
 
 struct Stream(UnixStream);
 
@@ -63,13 +64,23 @@ fn parse_tick(line: &str) -> Option<(u64, u64)> {
 /// As the queen: tails the worker's telemetry (blocking reads at its end)
 /// until heartbeats 1..=ticks are in, then appends the ack the shard waits
 /// for. Returns the heartbeat lines.
-fn tail_heartbeats(socket: &Path, ticks: u64) -> Vec<(u64, u64)> {
+fn tail_heartbeats(socket: &Path, worker: &str, ticks: u64) -> Vec<(u64, u64)> {
     let mut c = connect(socket);
     let root = c.attach("queen", "").expect("queen attaches");
-    let path = "worker/worker-1/telemetry";
-    let f: Fid = c
-        .walk_path(root, path)
-        .expect("the worker's telemetry exists");
+    let path = format!("worker/{worker}/telemetry");
+    let path = path.as_str();
+    // A spawned worker's node appears once the queen's spawn is handled.
+    let deadline = Instant::now() + HANG_GUARD;
+    let f: Fid = loop {
+        match c.walk_path(root, path) {
+            Ok(f) => break f,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("no {path}: {e}"),
+        }
+    };
     c.lopen(f, O_RDONLY).expect("open telemetry");
     let mut offset = 0u64;
     let mut text = String::new();
@@ -139,7 +150,7 @@ fn the_ninep_shard_appends_heartbeats_a_queen_tails_through_irq_completions() {
     let (tx, rx) = mpsc::channel();
     let socket = state.join("hive.sock");
     std::thread::spawn(move || {
-        let _ = tx.send(tail_heartbeats(&socket, 3));
+        let _ = tx.send(tail_heartbeats(&socket, "worker-1", 3));
     });
     let beats = match rx.recv_timeout(HANG_GUARD) {
         Ok(b) => b,
@@ -230,4 +241,88 @@ fn without_a_bridge_there_is_no_device_and_the_shard_exits_zero() {
         "ninep: no virtio device in the window (magic 0xffffffff, device 4294967295); nothing to do",
     );
     has(&console, "shard 0 (ninep) exited: 0");
+}
+
+fn wait_for_line(out: &mut BufReader<std::process::ChildStdout>, needle: &str) {
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let n = out.read_line(&mut line).unwrap();
+        assert!(n > 0, "hive output ended before {needle:?}:\n{seen}");
+        seen.push_str(&line);
+        if line.contains(needle) {
+            return;
+        }
+    }
+}
+
+fn queen_write(c: &mut Client<Stream>, root: Fid, line: &str) {
+    let ctl = c.walk_path(root, "queen/ctl").expect("/queen/ctl");
+    c.lopen(ctl, O_WRONLY).expect("open ctl");
+    let cmd = format!("{line}\n");
+    c.write(ctl, 0, cmd.as_bytes()).expect(line);
+    c.clunk(ctl).expect("clunk");
+}
+
+#[test]
+fn a_queen_spawn_with_ticks_gets_that_many_heartbeats_from_a_coconut_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let cfg = write(
+        dir.path(),
+        "hive.toml",
+        format!(
+            "[hive]\nname = \"spawn9p\"\nstate_dir = \"{}\"\n\
+             [[guest]]\nname = \"worker-1\"\nkind = \"coconut\"\nkernel = \"builtin:guest-kernel\"\n\
+             cmdline = \"coco.after=halt\"\n\
+             [[guest]]\nname = \"worker-9\"\nkind = \"coconut\"\nkernel = \"builtin:guest-kernel\"\n\
+             initrd = \"builtin:ramdisk\"\ncmdline = \"coco.manifest=/boot/test-ninep-spawn.toml\"\n\
+             autostart = false\n",
+            state.display()
+        )
+        .as_bytes(),
+    );
+    let mut child = coco_vmm()
+        .args(["run", "--config", &cfg])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    wait_for_line(&mut out, "[worker-1] idle");
+    // worker-2 does not exist yet, so nothing of it sits in `out`'s buffer;
+    // `finish` collects its lines (a few dozen: far below a pipe's size).
+    child.stdout = Some(out.into_inner());
+    let socket = state.join("hive.sock");
+    let mut c = connect(&socket);
+    let root = c.attach("queen", "").expect("attach");
+    queen_write(&mut c, root, r#"{"spawn":"heartbeat","ticks":4}"#);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(tail_heartbeats(&socket, "worker-2", 4));
+    });
+    let beats = match rx.recv_timeout(HANG_GUARD) {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = child.kill();
+            panic!("no heartbeats from worker-2 ({e})");
+        }
+    };
+    queen_write(&mut c, root, r#"{"kill":"worker-1"}"#);
+    drop(c);
+    let r = finish(child);
+    let stdout = r.stdout.clone();
+    r.assert_no_panic();
+    assert_eq!(r.status, Some(0), "{stdout}\n{}", r.stderr);
+    let ticks: Vec<u64> = beats.iter().map(|b| b.0).collect();
+    assert_eq!(ticks, vec![1, 2, 3, 4], "{beats:?}");
+    for line in [
+        "[worker-2] ninep: attached as worker-2 (msize 8192)",
+        "[worker-2] ninep: heartbeat 4/4 appended to /worker/worker-2/telemetry",
+        "[worker-2] ninep: ack received",
+        "[worker-2] all shards ended: status 0",
+    ] {
+        assert!(stdout.contains(line), "no {line:?} in:\n{stdout}");
+    }
 }
