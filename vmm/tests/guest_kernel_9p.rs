@@ -64,8 +64,8 @@ fn parse_tick(line: &str) -> Option<(u64, u64)> {
 /// As the queen: tails the worker's telemetry (blocking reads at its end)
 /// until heartbeats 1..=ticks are in, then appends the ack the shard waits
 /// for. Returns the heartbeat lines.
-fn tail_heartbeats(socket: &Path, worker: &str, ticks: u64) -> Vec<(u64, u64)> {
-    let mut c = connect(socket);
+fn tail_heartbeats(state: &Path, worker: &str, ticks: u64) -> Vec<(u64, u64)> {
+    let mut c = connect(&state.join("hive.sock"));
     let root = c.attach("queen", "").expect("queen attaches");
     let path = format!("worker/{worker}/telemetry");
     let path = path.as_str();
@@ -94,6 +94,21 @@ fn tail_heartbeats(socket: &Path, worker: &str, ticks: u64) -> Vec<(u64, u64)> {
         offset += data.len() as u64;
         text.push_str(&String::from_utf8_lossy(&data));
     };
+    // The ack goes in once the shard's blocking read is pending (it prints
+    // this line after sending the read), so the reply to that read can
+    // only reach it through an interrupt.
+    let console = state.join("logs").join(format!("{worker}.console"));
+    let deadline = Instant::now() + HANG_GUARD;
+    while !std::fs::read_to_string(&console)
+        .unwrap_or_default()
+        .contains("ninep: waiting for an ack")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{worker} never waited for its ack"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let w = c.walk_path(root, path).expect("walk telemetry");
     c.lopen(w, O_WRONLY | O_APPEND)
         .expect("open telemetry for append");
@@ -148,9 +163,9 @@ fn the_ninep_shard_appends_heartbeats_a_queen_tails_through_irq_completions() {
     // The tail runs in a thread so a guest that never writes fails the
     // test (hang guard) instead of blocking it forever.
     let (tx, rx) = mpsc::channel();
-    let socket = state.join("hive.sock");
+    let st = state.clone();
     std::thread::spawn(move || {
-        let _ = tx.send(tail_heartbeats(&socket, "worker-1", 3));
+        let _ = tx.send(tail_heartbeats(&st, "worker-1", 3));
     });
     let beats = match rx.recv_timeout(HANG_GUARD) {
         Ok(b) => b,
@@ -199,8 +214,8 @@ fn the_ninep_shard_appends_heartbeats_a_queen_tails_through_irq_completions() {
     );
 
     // Completions came through the IOAPIC line: notifications were
-    // received, and some completions were seen only after one woke the
-    // driver (the ack's blocked read cannot complete any other way).
+    // received, and at least one completion (the ack's read, pending before
+    // the queen appended the ack) was seen only after one woke the driver.
     let done = starts(&console, "ninep: done: ");
     let nums: Vec<u64> = done
         .split(|c: char| !c.is_ascii_digit())
@@ -294,13 +309,13 @@ fn a_queen_spawn_with_ticks_gets_that_many_heartbeats_from_a_coconut_worker() {
     // worker-2 does not exist yet, so nothing of it sits in `out`'s buffer;
     // `finish` collects its lines (a few dozen: far below a pipe's size).
     child.stdout = Some(out.into_inner());
-    let socket = state.join("hive.sock");
-    let mut c = connect(&socket);
+    let mut c = connect(&state.join("hive.sock"));
     let root = c.attach("queen", "").expect("attach");
     queen_write(&mut c, root, r#"{"spawn":"heartbeat","ticks":4}"#);
     let (tx, rx) = mpsc::channel();
+    let st = state.clone();
     std::thread::spawn(move || {
-        let _ = tx.send(tail_heartbeats(&socket, "worker-2", 4));
+        let _ = tx.send(tail_heartbeats(&st, "worker-2", 4));
     });
     let beats = match rx.recv_timeout(HANG_GUARD) {
         Ok(b) => b,

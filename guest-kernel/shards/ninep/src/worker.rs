@@ -8,7 +8,7 @@ use coconut_rt::alloc::vec::Vec;
 use coconut_rt::{println, sys};
 use secure9p::client::{Client, ClientError, Fid};
 use secure9p::errno;
-use secure9p::wire::{O_APPEND, O_RDONLY, O_WRONLY};
+use secure9p::wire::{O_APPEND, O_RDONLY, O_WRONLY, Request, Response};
 
 use crate::Options;
 use crate::virtq::{MSIZE, Queue, QueueError};
@@ -166,7 +166,6 @@ fn wait_ack(c: &mut Cl, root: Fid, path: &str) -> Result<(), String> {
         .map_err(|e| e9p("walk telemetry", e))?;
     c.lopen(f, O_RDONLY)
         .map_err(|e| e9p("open telemetry for reading", e))?;
-    println!("ninep: waiting for an ack in /{path}");
     // A blocked read waits for the queen; allow it minutes, not seconds.
     c.transport_mut().reply_timeout_ns = 120_000_000_000;
     let mut offset = 0u64;
@@ -175,9 +174,36 @@ fn wait_ack(c: &mut Cl, root: Fid, path: &str) -> Result<(), String> {
         let data = c
             .read(f, offset, 4096)
             .map_err(|e| e9p("read telemetry", e))?;
-        offset += data.len() as u64;
+        if data.is_empty() {
+            // At the end: this read blocks in NineDoor until the file
+            // grows. It is sent before the line is printed, so a test that
+            // appends the ack after reading the line finds it waiting (and
+            // the reply can only come back through an interrupt).
+            let req = Request::Read {
+                fid: f.0,
+                offset,
+                count: 4096,
+            };
+            let tag = c.send_request(&req).map_err(|e| e9p("read telemetry", e))?;
+            println!("ninep: waiting for an ack in /{path} (read pending at offset {offset})");
+            let (t, resp) = c.recv_response().map_err(|e| e9p("read telemetry", e))?;
+            let data = match resp {
+                Response::Read { data } if t == tag && data.len() <= 4096 => data,
+                Response::Lerror { ecode } => {
+                    return Err(format!(
+                        "read telemetry: server error {}",
+                        errno::name(ecode)
+                    ));
+                }
+                _ => return Err(String::from("read telemetry: unexpected reply")),
+            };
+            offset += data.len() as u64;
+            seen.extend_from_slice(&data);
+        } else {
+            offset += data.len() as u64;
+            seen.extend_from_slice(&data);
+        }
         // The previous read's tail is kept: the marker may straddle two reads.
-        seen.extend_from_slice(&data);
         if seen.windows(5).any(|w| w == b"\"ack\"") {
             break true;
         }
