@@ -75,6 +75,7 @@ mod tests {
             "faulter",
             "chan-test",
             "cap-test",
+            "ninep",
         ];
         assert_eq!(
             elves,

@@ -167,9 +167,90 @@ pub fn cmdline_value<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
+/// Expands a shard's manifest `args` against the kernel command line into
+/// `out`, returning the bytes used: a word `@coco.<key>` becomes
+/// `<key>=<value>` when the command line has `coco.<key>=<value>` (last one
+/// wins) and is dropped otherwise; other words are kept. Words are joined
+/// by one space. Args without `@coco.` are copied unchanged. `None` if the
+/// result does not fit `out`.
+///
+/// This is how a shard learns what the VMM or the hive supervisor put on
+/// the command line (e.g. `coco.ticks=` for a queen's `spawn … ticks=N`):
+/// shards see their args, never the command line itself.
+pub fn expand_args(args: &str, cmdline: &str, out: &mut [u8]) -> Option<usize> {
+    fn put(out: &mut [u8], at: &mut usize, bytes: &[u8]) -> Option<()> {
+        let end = at.checked_add(bytes.len())?;
+        out.get_mut(*at..end)?.copy_from_slice(bytes);
+        *at = end;
+        Some(())
+    }
+    let mut at = 0;
+    if !args.contains("@coco.") {
+        put(out, &mut at, args.as_bytes())?;
+        return Some(at);
+    }
+    for word in args.split_ascii_whitespace() {
+        let (key, value) = match word.strip_prefix('@') {
+            Some(key) if key.starts_with("coco.") => match cmdline_value(cmdline, key) {
+                Some(v) => (Some(&key["coco.".len()..]), v),
+                None => continue,
+            },
+            _ => (None, word),
+        };
+        if at > 0 {
+            put(out, &mut at, b" ")?;
+        }
+        if let Some(key) = key {
+            put(out, &mut at, key.as_bytes())?;
+            put(out, &mut at, b"=")?;
+        }
+        put(out, &mut at, value.as_bytes())?;
+    }
+    Some(at)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    extern crate std;
+
+    fn expand(args: &str, cmdline: &str) -> Option<std::string::String> {
+        let mut out = [0u8; 64];
+        let n = expand_args(args, cmdline, &mut out)?;
+        Some(std::string::String::from_utf8(out[..n].to_vec()).unwrap())
+    }
+
+    #[test]
+    fn expand_args_substitutes_coco_keys_and_drops_missing_ones() {
+        let line = "coco.gate=trap coco.ticks=7 coco.guest=worker-2 coco.ticks=9";
+        assert_eq!(
+            expand("ticks=5 @coco.ticks  x", line).as_deref(),
+            Some("ticks=5 ticks=9 x")
+        );
+        assert_eq!(
+            expand("@coco.guest", line).as_deref(),
+            Some("guest=worker-2")
+        );
+        assert_eq!(expand("a @coco.missing b", line).as_deref(), Some("a b"));
+        // Only coco. keys: anything else stays a literal word.
+        assert_eq!(
+            expand("@quiet @gate", line).as_deref(),
+            Some("@quiet @gate")
+        );
+        // No substitution: copied byte for byte, spacing included.
+        assert_eq!(expand("read-all  x", line).as_deref(), Some("read-all  x"));
+        assert_eq!(expand("", line).as_deref(), Some(""));
+    }
+
+    #[test]
+    fn expand_args_refuses_what_does_not_fit() {
+        let mut out = [0u8; 8];
+        assert_eq!(expand_args("12345678", "", &mut out), Some(8));
+        assert_eq!(expand_args("123456789", "", &mut out), None);
+        let long = "coco.ticks=123456789";
+        assert_eq!(expand_args("@coco.ticks", long, &mut out), None);
+    }
 
     #[test]
     fn gate_round_trips() {

@@ -10,7 +10,7 @@ use core::fmt::Write;
 
 use coconut_abi::cmdline::{MANIFEST, TSC_KHZ};
 use coconut_abi::syscall::{Error, rights};
-use coconut_abi::{cmdline_value, exit};
+use coconut_abi::{cmdline_value, exit, expand_args};
 use coconut_core::captable::Cap;
 use coconut_core::manifest::{self, CapSpec};
 
@@ -26,6 +26,8 @@ use crate::timer::DEFAULT_TSC_KHZ;
 
 /// Where the manifest is unless the command line says otherwise.
 pub const DEFAULT_MANIFEST: &str = "/boot/shards.toml";
+/// Bytes of `ShardInfo::args`.
+const ARGS_MAX: usize = 256;
 /// Largest manifest read.
 const MANIFEST_MAX: usize = 8192;
 
@@ -106,12 +108,20 @@ pub fn shards(options: &BootOptions) {
     }
     let mut ids: [ShardId; manifest::MAX_SHARDS] = [0; manifest::MAX_SHARDS];
     for (i, spec) in m.shards().iter().enumerate() {
+        // `@coco.<key>` words in args take the command line's value.
+        let mut args = [0u8; ARGS_MAX];
+        let Some(args_len) = expand_args(spec.args, options.cmdline, &mut args) else {
+            fail(
+                "args too long with the command line's values: ",
+                spec.name.as_bytes(),
+            );
+        };
         let load = Spec {
             name: spec.name.as_bytes(),
             path: spec.path.as_bytes(),
             priority: spec.priority,
             pages: spec.pages,
-            args: spec.args.as_bytes(),
+            args: &args[..args_len],
         };
         match loader::load(k, &load) {
             Ok(id) => {

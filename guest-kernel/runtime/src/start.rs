@@ -113,3 +113,12 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
 extern "C" fn rust_eh_personality() {
     crate::sys::exit(PANIC_EXIT_CODE)
 }
+
+/// The unwinder entry the prebuilt `alloc` of the linux-gnu target calls
+/// from landing pads (e.g. in `alloc::fmt::format`). No shard links an
+/// unwinder and none unwinds (panic=abort); reaching it ends the shard.
+#[cfg(not(test))]
+#[unsafe(no_mangle)]
+extern "C" fn _Unwind_Resume() -> ! {
+    crate::sys::exit(PANIC_EXIT_CODE)
+}
