@@ -39,6 +39,12 @@ pub const MAX_FIDS: usize = 1024;
 pub const MAX_BLOCKED_READS: usize = 32;
 /// Smallest msize a client may negotiate.
 pub const MIN_MSIZE: u32 = secure9p::limits::MIN_MSIZE;
+/// Empty reads a fid gets at the end of an append-only file before a read
+/// there blocks. Two, because Linux's v9fs (netfs, 6.x) asks twice before it
+/// believes end-of-file: a read that returns nothing is retried once. With
+/// one, `cat` of a telemetry file would hang on Linux; with two, `cat` ends
+/// and `tail -f`'s next read waits for growth.
+pub const EMPTY_READS_BEFORE_BLOCKING: u8 = 2;
 /// How long a blocked read sleeps between checks of revocation and expiry.
 const BLOCKED_READ_POLL: Duration = Duration::from_millis(250);
 /// `statfs` f_type for 9P file systems (V9FS_MAGIC).
@@ -69,9 +75,15 @@ struct OpenState {
     append: bool,
     /// Where the previous stream read on this fid ended (for cursor quotas).
     stream_pos: Option<u64>,
-    /// The offset at which the previous read on this fid found the end of an
-    /// append-only file. A read there again blocks until the file grows.
-    eof_at: Option<u64>,
+    /// Empty reads this fid has had in a row at the end of an append-only
+    /// file, and where: after [`EMPTY_READS_BEFORE_BLOCKING`] of them, a read
+    /// there blocks until the file grows.
+    eof: Option<(u64, u8)>,
+    /// The previous read on this fid was short: it ended at `.0` with `.1`
+    /// of its count still wanted. A read asking for exactly that rest is the
+    /// client finishing the same read (Linux's netfs does this), not the
+    /// client having seen the end, so it does not arm `eof_at`.
+    short: Option<(u64, u32)>,
 }
 
 /// A blocked read waiting for its file to grow.
@@ -504,7 +516,8 @@ impl Session {
                 write,
                 append: flags & O_APPEND != 0,
                 stream_pos: None,
-                eof_at: None,
+                eof: None,
+                short: None,
             });
         }
         Outcome::Reply(Response::Lopen {
@@ -528,6 +541,7 @@ impl Session {
         if attr.kind == NodeKind::Directory {
             return err(Errno::EISDIR);
         }
+        let asked = count;
         let count = count.min(self.max_io());
         let op = if attr.kind.is_append_only() {
             BudgetOp::StreamRead {
@@ -545,27 +559,53 @@ impl Session {
         };
         match self.hive.read(&identity, &open.file, offset, count) {
             Ok(ReadResult::Data(data)) => {
-                let end = offset.saturating_add(data.len() as u64);
-                self.note_stream_read(fid, end, None);
+                let got = u32::try_from(data.len()).unwrap_or(u32::MAX);
+                let end = offset.saturating_add(u64::from(got));
+                let short = (got < asked).then(|| (end, asked - got));
+                self.note_stream_read(fid, end, None, short);
                 Outcome::Reply(Response::Read { data })
             }
-            // The first read at the end reports end-of-file (so `cat` ends);
-            // reading there again on the same fid waits for growth (`tail -f`).
-            Ok(ReadResult::WouldBlock) if open.eof_at != Some(offset) => {
-                self.note_stream_read(fid, offset, Some(offset));
+            // The rest of a short read, asked for at once: end-of-file for
+            // that read, which does not yet mean the client saw the end.
+            Ok(ReadResult::WouldBlock) if open.short == Some((offset, asked)) => {
+                self.note_stream_read(fid, offset, None, None);
                 Outcome::Reply(Response::Read { data: Vec::new() })
             }
+            // The first reads at the end report end-of-file (so `cat` ends);
+            // reading there once more on the same fid waits for growth
+            // (`tail -f`). See EMPTY_READS_BEFORE_BLOCKING for why two.
             Ok(ReadResult::WouldBlock) => {
-                self.block_read(tag, identity, open.file, node, offset, count, sink)
+                let seen = match open.eof {
+                    Some((at, n)) if at == offset => n,
+                    _ => 0,
+                };
+                if seen < EMPTY_READS_BEFORE_BLOCKING {
+                    self.note_stream_read(
+                        fid,
+                        offset,
+                        Some((offset, seen.saturating_add(1))),
+                        None,
+                    );
+                    Outcome::Reply(Response::Read { data: Vec::new() })
+                } else {
+                    self.block_read(tag, identity, open.file, node, offset, count, sink)
+                }
             }
             Err(e) => err(e),
         }
     }
 
-    fn note_stream_read(&mut self, fid: u32, pos: u64, eof_at: Option<u64>) {
+    fn note_stream_read(
+        &mut self,
+        fid: u32,
+        pos: u64,
+        eof: Option<(u64, u8)>,
+        short: Option<(u64, u32)>,
+    ) {
         if let Some(open) = self.fids.get_mut(&fid).and_then(|s| s.open.as_mut()) {
             open.stream_pos = Some(pos);
-            open.eof_at = eof_at;
+            open.eof = eof;
+            open.short = short;
         }
     }
 

@@ -64,6 +64,7 @@ both_transports!(
     // Flush and blocking reads
     flush_of_an_unknown_tag_is_rflush,
     eof_then_block_and_flush_of_a_blocked_read,
+    the_rest_of_a_short_read_is_not_yet_the_clients_eof,
     blocked_read_is_answered_when_the_file_grows,
     tag_is_reusable_as_soon_as_a_deferred_reply_arrives,
     blocked_reads_per_session_are_bounded,
@@ -1094,6 +1095,23 @@ fn flush_of_an_unknown_tag_is_rflush(kind: Kind) {
     r.walk_ok(0, 1, &["proc"]);
 }
 
+/// The empty reads a fid gets at the end of an append-only file before a
+/// read there blocks (`EMPTY_READS_BEFORE_BLOCKING`), less the `done` it
+/// already had (`read_to_eof` stops after one).
+fn eof_reads(r: &mut Raw, fid: u32, offset: u64, count: u32) {
+    eof_reads_after(r, 0, fid, offset, count);
+}
+
+fn eof_reads_after(r: &mut Raw, done: u8, fid: u32, offset: u64, count: u32) {
+    for i in done..ninedoor::session::EMPTY_READS_BEFORE_BLOCKING {
+        assert_eq!(
+            r.read_ok(fid, offset, count),
+            Vec::<u8>::new(),
+            "empty read {i} at {offset}"
+        );
+    }
+}
+
 /// Opens `/log/queen.log` on `fid` and reads to its end; returns the end.
 fn queen_log_at_eof(r: &mut Raw, fid: u32) -> u64 {
     r.walk_ok(0, fid, &["log", "queen.log"]);
@@ -1105,8 +1123,10 @@ fn eof_then_block_and_flush_of_a_blocked_read(kind: Kind) {
     let h = Harness::start();
     let mut r = h.raw_queen(kind, 8192);
     let end = queen_log_at_eof(&mut r, 1);
-    // The first read at the end answered 0 bytes (that is how read_to_eof
-    // stopped). The same read again blocks: send it, then flush it.
+    // The reads at the end answer 0 bytes (that is how read_to_eof stopped)
+    // until the fid has had its empty reads; the next one blocks: send it,
+    // then flush it.
+    eof_reads_after(&mut r, 1, 1, end, 512);
     r.send(
         5,
         &Request::Read {
@@ -1139,6 +1159,77 @@ fn eof_then_block_and_flush_of_a_blocked_read(kind: Kind) {
     assert!(end2 >= end);
 }
 
+/// Linux's netfs finishes a short read itself: `Tread(0, 4096)` → 50 bytes,
+/// then `Tread(50, 4046)`. That second read is answered EOF without counting
+/// as one of the fid's empty reads, so `cat`'s own next read (and netfs's
+/// retry of it) still get EOF and `cat` ends; only a read after that blocks.
+fn the_rest_of_a_short_read_is_not_yet_the_clients_eof(kind: Kind) {
+    let h = Harness::start();
+    let mut r = h.raw_queen(kind, 8192);
+    r.walk_ok(0, 1, &["log", "queen.log"]);
+    r.lopen_ok(1, O_RDONLY);
+    // Read to the end with reads that come back short.
+    let mut offset = 0u64;
+    let rest = loop {
+        let d = r.read_ok(1, offset, 4096);
+        offset += d.len() as u64;
+        if d.len() < 4096 {
+            break 4096 - d.len() as u32;
+        }
+    };
+    // netfs's continuation: EOF, not armed.
+    assert_eq!(r.read_ok(1, offset, rest), Vec::<u8>::new());
+    // cat's own read, and netfs's retry of an empty read: EOF both times.
+    eof_reads(&mut r, 1, offset, 4096);
+    // Only now does a read block (until growth or a flush).
+    r.send(
+        7,
+        &Request::Read {
+            fid: 1,
+            offset,
+            count: 4096,
+        },
+    );
+    r.send(8, &Request::Flush { oldtag: 7 });
+    let (tag, resp) = r.recv();
+    if tag == 7 {
+        assert!(
+            matches!(resp, Response::Read { ref data } if !data.is_empty()),
+            "{resp:?}"
+        );
+        assert_eq!(r.recv(), (8, Response::Flush));
+    } else {
+        assert_eq!((tag, resp), (8, Response::Flush));
+    }
+    // A read of a different size at the end is not a continuation: after
+    // the usual empty reads, it blocks.
+    let mut r2 = h.raw_queen(kind, 8192);
+    r2.walk_ok(0, 1, &["log", "queen.log"]);
+    r2.lopen_ok(1, O_RDONLY);
+    let end = r2.read_to_eof(1, 0).1;
+    eof_reads_after(&mut r2, 1, 1, end, 100);
+    r2.send(
+        3,
+        &Request::Read {
+            fid: 1,
+            offset: end,
+            count: 100,
+        },
+    );
+    r2.send(4, &Request::Flush { oldtag: 3 });
+    let (tag, resp) = r2.recv();
+    if tag == 3 {
+        // Answered only because the log grew, never an immediate EOF.
+        assert!(
+            matches!(resp, Response::Read { ref data } if !data.is_empty()),
+            "{resp:?}"
+        );
+        assert_eq!(r2.recv(), (4, Response::Flush));
+    } else {
+        assert_eq!((tag, resp), (4, Response::Flush));
+    }
+}
+
 fn blocked_read_is_answered_when_the_file_grows(kind: Kind) {
     let h = Harness::start();
     let (mut q, root) = h.queen(kind);
@@ -1155,7 +1246,7 @@ fn blocked_read_is_answered_when_the_file_grows(kind: Kind) {
     let mut offset = 0u64;
     for i in 0..40u32 {
         // EOF first ...
-        assert_eq!(r.read_ok(1, offset, 512), Vec::<u8>::new(), "round {i}");
+        eof_reads(&mut r, 1, offset, 512);
         // ... then a blocking read at the same offset, answered when another
         // session appends.
         // (A fresh tag each round: tag reuse has its own test below.)
@@ -1201,7 +1292,7 @@ fn tag_is_reusable_as_soon_as_a_deferred_reply_arrives(kind: Kind) {
     let mut refused = Vec::new();
     for i in 0..3000u64 {
         // At the end: EOF, then a read that blocks until the append.
-        assert_eq!(r.read_ok(1, i, 64), Vec::<u8>::new());
+        eof_reads(&mut r, 1, i, 64);
         r.send(
             9,
             &Request::Read {
@@ -1310,7 +1401,7 @@ fn blocked_read_of_a_killed_worker_is_answered(kind: Kind) {
     );
     r.walk_ok(0, 1, &["worker", &w, "telemetry"]);
     r.lopen_ok(1, O_RDONLY);
-    assert_eq!(r.read_ok(1, 0, 64), Vec::<u8>::new());
+    eof_reads(&mut r, 1, 0, 64);
     r.send(
         4,
         &Request::Read {
