@@ -9,49 +9,16 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::queen::{Stream, connect};
 use common::{HANG_GUARD, coco_vmm, finish, write};
-use secure9p::client::{Client, Fid, Transport};
+use secure9p::client::{Client, Fid};
 use secure9p::wire::{O_APPEND, O_RDONLY, O_WRONLY};
-use std::io::{BufRead, BufReader};
-
-struct Stream(UnixStream);
-
-impl Transport for Stream {
-    type Error = std::io::Error;
-
-    fn send(&mut self, frame: &[u8]) -> Result<(), Self::Error> {
-        self.0.write_all(frame)
-    }
-
-    fn recv(&mut self, buf: &mut Vec<u8>) -> Result<(), Self::Error> {
-        let mut size = [0u8; 4];
-        self.0.read_exact(&mut size)?;
-        buf.extend_from_slice(&size);
-        buf.resize(u32::from_le_bytes(size) as usize, 0);
-        self.0.read_exact(&mut buf[4..])
-    }
-}
-
-fn connect(socket: &Path) -> Client<Stream> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match UnixStream::connect(socket) {
-            Ok(s) => return Client::connect(Stream(s), 8192).expect("Tversion"),
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) => panic!("cannot connect to {}: {e}", socket.display()),
-        }
-    }
-}
 
 /// `{"tick":N,"ts_ms":T}` → (N, T).
 fn parse_tick(line: &str) -> Option<(u64, u64)> {

@@ -4,55 +4,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::net::UnixStream;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
 
+use common::queen::{Stream, connect, read_file};
 use common::{coco_vmm, finish, write};
-use secure9p::client::{Client, Transport};
+use secure9p::client::Client;
 use secure9p::wire::{O_RDONLY, O_WRONLY};
-
-struct Stream(UnixStream);
-
-impl Transport for Stream {
-    type Error = std::io::Error;
-
-    fn send(&mut self, frame: &[u8]) -> Result<(), Self::Error> {
-        self.0.write_all(frame)
-    }
-
-    fn recv(&mut self, buf: &mut Vec<u8>) -> Result<(), Self::Error> {
-        let mut size = [0u8; 4];
-        self.0.read_exact(&mut size)?;
-        buf.extend_from_slice(&size);
-        buf.resize(u32::from_le_bytes(size) as usize, 0);
-        self.0.read_exact(&mut buf[4..])
-    }
-}
-
-fn connect(socket: &Path) -> Client<Stream> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match UnixStream::connect(socket) {
-            Ok(s) => return Client::connect(Stream(s), 8192).expect("Tversion"),
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Err(e) => panic!("cannot connect to {}: {e}", socket.display()),
-        }
-    }
-}
-
-fn read_file(c: &mut Client<Stream>, root: secure9p::client::Fid, path: &str) -> String {
-    let fid = c.walk_path(root, path).expect(path);
-    c.lopen(fid, O_RDONLY).expect("open");
-    let data = c.read_to_end_max(fid, 1 << 20).expect("read");
-    c.clunk(fid).expect("clunk");
-    String::from_utf8_lossy(&data).into_owned()
-}
 
 fn audit_journal(state: &Path) -> String {
     std::fs::read_dir(state)

@@ -1,5 +1,6 @@
 //! Bounds-checked little-endian reads from byte slices that came from
-//! outside the kernel (ELF images, disk images).
+//! outside the kernel (boot information, ACPI tables, ELF and disk images);
+//! the kernel's own parsers use these too.
 //!
 //! Every read returns `None` past the end, so the parsers built on these
 //! cannot index out of range on hostile input.
@@ -12,6 +13,17 @@ pub fn array<const N: usize>(bytes: &[u8], offset: usize) -> Option<[u8; N]> {
     let mut out = [0u8; N];
     out.copy_from_slice(slice);
     Some(out)
+}
+
+/// The byte at `offset`.
+#[inline]
+pub fn u8_at(bytes: &[u8], offset: usize) -> Option<u8> {
+    bytes.get(offset).copied()
+}
+
+/// The wrapping byte sum ACPI uses for its checksums (valid when it is 0).
+pub fn byte_sum(bytes: &[u8]) -> u8 {
+    bytes.iter().fold(0u8, |sum, &b| sum.wrapping_add(b))
 }
 
 /// The little-endian `u16` at `offset`.
@@ -45,5 +57,8 @@ mod tests {
         assert_eq!(u64_at(&b, 1), Some(0x0908_0706_0504_0302));
         assert_eq!(u64_at(&b, 2), None);
         assert_eq!(u16_at(&b, usize::MAX), None);
+        assert_eq!(u8_at(&b, 8), Some(9));
+        assert_eq!(u8_at(&b, 9), None);
+        assert_eq!(byte_sum(&[0xff, 0x01, 0x10]), 0x10);
     }
 }

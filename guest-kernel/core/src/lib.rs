@@ -37,7 +37,7 @@
 #[cfg(test)]
 extern crate std;
 
-mod bytes;
+pub mod bytes;
 pub mod captable;
 pub mod channel;
 pub mod elf;

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod queen;
+
 use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
