@@ -10,7 +10,8 @@
 //! `ninep` shard sends heartbeats; `coco.ticks=3` keeps it short under TCG)
 //! — runs `coco-vmm run` on it, and meanwhile attaches `cohsh` as the queen:
 //! one `tail -f` of worker-2's telemetry prints the microkernel's
-//! heartbeats as they arrive, `ls /worker` lists both workers, and a loop
+//! heartbeats as they arrive, `ls /worker` lists both workers (at the
+//! start: a worker's node goes when its VM stops), and a loop
 //! waits for the Linux guest's heartbeat, which the queen acknowledges by
 //! appending to its telemetry.
 //! The guest's `/init` ([`L2_HIVE_INIT`]) loads the 9p modules, mounts the
@@ -161,13 +162,22 @@ done
 # ends at the timeout or when the hive stops.
 queen --json -c 'tail -f -t 150000 /worker/worker-2/telemetry' > $state/tail-2.out 2>&1 &
 tail2=$!
+# Both autostart workers are under /worker from the start (a worker's node
+# goes when its VM stops, and worker-2 may be done before worker-1's first
+# heartbeat).
+i=0; workers=
+while [ $i -lt 100 ] && kill -0 $hive 2>/dev/null; do
+  workers=$(queen -c 'ls /worker' 2>&1 | tr '\n' ' ')
+  case "$workers" in *worker-1/*worker-2/*) break ;; esac
+  i=$((i + 1)); sleep 0.1
+done
+echo "QUEEN ls /worker: $workers"
 i=0; seen=
 while [ $i -lt 600 ] && kill -0 $hive 2>/dev/null; do
   seen=$(queen -c 'cat /worker/worker-1/telemetry' 2>/dev/null | grep '"tick":1')
   [ -n "$seen" ] && break
   i=$((i + 1)); sleep 0.2
 done
-echo "QUEEN ls /worker: $(queen -c 'ls /worker' 2>&1 | tr '\n' ' ')"
 if [ -n "$seen" ]; then
   echo "QUEEN saw /worker/worker-1/telemetry: $seen"
   queen -c 'echo {"queen":"seen"} > /worker/worker-1/telemetry' || echo "QUEEN ack failed"
