@@ -4,10 +4,16 @@
 //! This is the independent-client test of the whole stack (issue 6,
 //! deliverables 3 and 5): Debian's own v9fs, not a client we wrote, talks
 //! through coco-vmm's virtio-mmio device and the supervisor's bridge to
-//! NineDoor. Inside L1, [`HIVE_SCRIPT`] writes a `hive.toml` with one Linux
-//! guest `worker-1`, runs `coco-vmm run` on it, and meanwhile attaches
-//! `cohsh` as the queen to the hive's socket until it sees the guest's
-//! heartbeat, which it acknowledges by appending to the guest's telemetry.
+//! NineDoor. Inside L1, [`HIVE_SCRIPT`] writes a `hive.toml` with two
+//! workers in one hive — the Linux guest `worker-1` and the coconut guest
+//! `worker-2` (built-in guest-kernel and ramdisk, whose default manifest's
+//! `ninep` shard sends heartbeats; `coco.ticks=3` keeps it short under TCG)
+//! — runs `coco-vmm run` on it, and meanwhile attaches `cohsh` as the queen:
+//! one `tail -f` of worker-2's telemetry prints the microkernel's
+//! heartbeats as they arrive, `ls /worker` lists both workers (at the
+//! start: a worker's node goes when its VM stops), and a loop
+//! waits for the Linux guest's heartbeat, which the queen acknowledges by
+//! appending to its telemetry.
 //! The guest's `/init` ([`L2_HIVE_INIT`]) loads the 9p modules, mounts the
 //! namespace and prints one `L2-CHECK <name> ok|FAIL <why>` line per check;
 //! [`check_linux_mounts_hive`] asserts every line, the hive's exit status
@@ -135,24 +141,53 @@ kernel = "$kernel"
 initrd = "$initrd"
 cmdline = "console=ttyS0 panic=-1 reboot=k quiet"
 memory_mib = 256
+
+[[guest]]
+name = "worker-2"
+kind = "coconut"
+kernel = "builtin:guest-kernel"
+initrd = "builtin:ramdisk"
+cmdline = "coco.ticks=3"
+memory_mib = 64
+vcpus = 1
 EOF
 "$vmm" run --config $state/hive.toml &
 hive=$!
-queen() { "$cohsh" --connect unix:$state/hive.sock --role queen -c "$1"; }
+queen() { "$cohsh" --connect unix:$state/hive.sock --role queen "$@"; }
+i=0
+while [ ! -S $state/hive.sock ] && [ $i -lt 600 ] && kill -0 $hive 2>/dev/null; do
+  i=$((i + 1)); sleep 0.1
+done
+# The microkernel worker's heartbeats, printed as they arrive; the stream
+# ends at the timeout or when the hive stops.
+queen --json -c 'tail -f -t 150000 /worker/worker-2/telemetry' > $state/tail-2.out 2>&1 &
+tail2=$!
+# Both autostart workers are under /worker from the start (a worker's node
+# goes when its VM stops, and worker-2 may be done before worker-1's first
+# heartbeat).
+i=0; workers=
+while [ $i -lt 100 ] && kill -0 $hive 2>/dev/null; do
+  workers=$(queen -c 'ls /worker' 2>&1 | tr '\n' ' ')
+  case "$workers" in *worker-1/*worker-2/*) break ;; esac
+  i=$((i + 1)); sleep 0.1
+done
+echo "QUEEN ls /worker: $workers"
 i=0; seen=
 while [ $i -lt 600 ] && kill -0 $hive 2>/dev/null; do
-  seen=$(queen 'cat /worker/worker-1/telemetry' 2>/dev/null | grep '"tick":1')
+  seen=$(queen -c 'cat /worker/worker-1/telemetry' 2>/dev/null | grep '"tick":1')
   [ -n "$seen" ] && break
   i=$((i + 1)); sleep 0.2
 done
 if [ -n "$seen" ]; then
   echo "QUEEN saw /worker/worker-1/telemetry: $seen"
-  queen 'echo {"queen":"seen"} > /worker/worker-1/telemetry' || echo "QUEEN ack failed"
+  queen -c 'echo {"queen":"seen"} > /worker/worker-1/telemetry' || echo "QUEEN ack failed"
 else
   echo "QUEEN never saw a heartbeat"
 fi
 wait $hive
 rc=$?
+wait $tail2
+sed 's/^/QUEEN tail worker-2: /' $state/tail-2.out
 echo "HIVE-EXIT rc=$rc"
 grep denied $state/audit.log | sed 's/^/AUDIT /'
 exit $rc
@@ -197,6 +232,56 @@ pub const AUDIT_DENIALS: &[&str] = &[
     "/proc/boot",
 ];
 
+/// Heartbeats the coconut worker `worker-2` sends (`coco.ticks=3`).
+pub const COCONUT_TICKS: u64 = 3;
+
+/// The second worker of the same hive: the queen lists both workers under
+/// `/worker`, its `tail -f` of worker-2's telemetry streamed heartbeats
+/// 1..=[`COCONUT_TICKS`] (cohsh `--json` stream objects), and the
+/// microkernel's shards all ended with status 0.
+fn check_coconut_worker(r: &InnerResult) -> Result<(), String> {
+    let mut missing = Vec::new();
+    match r
+        .output
+        .iter()
+        .find(|l| l.starts_with("QUEEN ls /worker: "))
+    {
+        Some(l) if l.contains("worker-1/") && l.contains("worker-2/") => {}
+        Some(l) => missing.push(format!("both workers under /worker: {l}")),
+        None => missing.push("the queen's ls /worker".into()),
+    }
+    let streamed: String = r
+        .output
+        .iter()
+        .filter_map(|l| l.strip_prefix("QUEEN tail worker-2: "))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["verb"] == "TAIL")
+        .filter_map(|v| v["stream"].as_str().map(str::to_owned))
+        .collect();
+    let ticks: Vec<u64> = streamed
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["tick"].as_u64())
+        .collect();
+    if ticks != (1..=COCONUT_TICKS).collect::<Vec<_>>() {
+        missing.push(format!(
+            "the queen's tail -f of worker-2 saw heartbeats {ticks:?}, not 1..={COCONUT_TICKS}"
+        ));
+    }
+    if !r
+        .output
+        .iter()
+        .any(|l| l.ends_with("[worker-2] all shards ended: status 0"))
+    {
+        missing.push("[worker-2] all shards ended: status 0".into());
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(missing.join("; "))
+    }
+}
+
 /// The verdict on a `linux-mounts-hive` run.
 pub fn check_linux_mounts_hive(r: &InnerResult) -> Result<(), String> {
     let console: Vec<&str> = r
@@ -227,6 +312,9 @@ pub fn check_linux_mounts_hive(r: &InnerResult) -> Result<(), String> {
     let has = |needle: &str| r.output.iter().any(|l| l.contains(needle));
     if !has("QUEEN saw /worker/worker-1/telemetry: {\"tick\":1,") {
         missing.push("the queen (cohsh) saw the guest's heartbeat".into());
+    }
+    if let Err(e) = check_coconut_worker(r) {
+        missing.push(e);
     }
     if !has("HIVE-EXIT rc=0") {
         missing.push("HIVE-EXIT rc=0".into());
@@ -266,6 +354,13 @@ mod tests {
         out.push("[worker-1] L2-DONE".into());
         out.push(r#"QUEEN saw /worker/worker-1/telemetry: {"tick":1,"ts_ms":5}"#.into());
         out.push("HIVE-EXIT rc=0".into());
+        out.push("QUEEN ls /worker: worker-1/ worker-2/ OK LS path=/worker entries=2 ".into());
+        for n in 1..=COCONUT_TICKS {
+            out.push(format!(
+                r#"QUEEN tail worker-2: {{"stream":"{{\"tick\":{n},\"ts_ms\":9}}\n","verb":"TAIL"}}"#
+            ));
+        }
+        out.push("[worker-2] all shards ended: status 0".into());
         for l in [
             "walk /queen: not visible to this role (ENOENT)",
             "walk /log: not visible to this role (ENOENT)",
@@ -311,6 +406,31 @@ mod tests {
             .collect();
         let err = check_linux_mounts_hive(&result(no_flush)).unwrap_err();
         assert!(err.contains("tail-interrupted: no line"), "{err}");
+    }
+
+    #[test]
+    fn needs_both_workers_listed_and_every_coconut_heartbeat() {
+        let one_worker: Vec<String> = passing()
+            .into_iter()
+            .map(|l| l.replace(" worker-2/", ""))
+            .collect();
+        let err = check_linux_mounts_hive(&result(one_worker)).unwrap_err();
+        assert!(err.contains("both workers under /worker"), "{err}");
+
+        let last = format!("\\\"tick\\\":{COCONUT_TICKS},");
+        let short: Vec<String> = passing()
+            .into_iter()
+            .filter(|l| !l.contains(&last))
+            .collect();
+        let err = check_linux_mounts_hive(&result(short)).unwrap_err();
+        assert!(err.contains("saw heartbeats [1, 2], not 1..=3"), "{err}");
+
+        let failed: Vec<String> = passing()
+            .into_iter()
+            .filter(|l| !l.starts_with("[worker-2]"))
+            .collect();
+        let err = check_linux_mounts_hive(&result(failed)).unwrap_err();
+        assert!(err.contains("[worker-2] all shards ended"), "{err}");
     }
 
     #[test]
