@@ -257,13 +257,23 @@ fn run_hive(config: Option<PathBuf>, dry_run: bool) -> Result<u8> {
     Ok(hive::run(&config, &exe)?)
 }
 
+/// Colour the log only on a terminal, and never when `NO_COLOR` is set to a
+/// non-empty value (<https://no-color.org>): a serial console is a terminal
+/// too, and captured logs should stay plain text.
+fn log_colours(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 fn main() -> ExitCode {
     let origin = Instant::now();
     let filter = EnvFilter::try_from_env("COCO_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(log_colours(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR"),
+        ))
         .with_target(false)
         .init();
     let cli = Cli::parse();
@@ -290,5 +300,18 @@ fn main() -> ExitCode {
             eprintln!("coco-vmm: error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_colours;
+
+    #[test]
+    fn no_color_turns_colours_off_even_on_a_terminal() {
+        assert!(log_colours(true, None));
+        assert!(log_colours(true, Some("".into())));
+        assert!(!log_colours(true, Some("1".into())));
+        assert!(!log_colours(false, None));
     }
 }
