@@ -106,6 +106,7 @@ fn build_rust_shards(root: &Path, out: &Path) -> Vec<(String, PathBuf)> {
     rerun_if_changed(&root.join("guest-kernel/runtime"));
     // The ninep shard builds the shared Secure9P codec into itself.
     rerun_if_changed(&root.join("virtio-9p/codec"));
+    rerun_if_changed(&root.join("virtio-9p/mmio-regs"));
     rerun_if_changed(&shards_dir);
     let target_dir = out.join("shard-target");
     let mut cmd = nested_cargo();

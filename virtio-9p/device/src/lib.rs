@@ -31,18 +31,4 @@ pub use interrupt::Interrupt;
 pub use mmio::{MmioEvent, MmioTransport, VirtioDevice};
 pub use ninep::{CompleteError, ProcessError, Virtio9p};
 
-/// Device-independent feature bits (virtio 1.2 §6).
-pub mod features {
-    /// The device is a virtio 1.x ("modern") device. Required: legacy drivers are refused.
-    pub const VERSION_1: u64 = 1 << 32;
-    /// The driver may use indirect descriptor tables.
-    pub const RING_INDIRECT_DESC: u64 = 1 << 28;
-    /// virtio-9p: the config space carries a mount tag.
-    pub const NINEP_MOUNT_TAG: u64 = 1 << 0;
-}
-
-/// Virtio device ids (virtio 1.2 §5).
-pub mod device_id {
-    /// The 9P transport.
-    pub const NINEP: u32 = 9;
-}
+pub use coco_virtio_mmio::{device_id, features};

@@ -6,53 +6,16 @@
 
 use core::ptr::{read_volatile, write_volatile};
 
-/// Register offsets (virtio 1.x, §4.2.2).
-pub mod reg {
-    pub const MAGIC_VALUE: usize = 0x000;
-    pub const VERSION: usize = 0x004;
-    pub const DEVICE_ID: usize = 0x008;
-    pub const DEVICE_FEATURES: usize = 0x010;
-    pub const DEVICE_FEATURES_SEL: usize = 0x014;
-    pub const DRIVER_FEATURES: usize = 0x020;
-    pub const DRIVER_FEATURES_SEL: usize = 0x024;
-    pub const QUEUE_SEL: usize = 0x030;
-    pub const QUEUE_NUM_MAX: usize = 0x034;
-    pub const QUEUE_NUM: usize = 0x038;
-    pub const QUEUE_READY: usize = 0x044;
-    pub const QUEUE_NOTIFY: usize = 0x050;
-    pub const INTERRUPT_STATUS: usize = 0x060;
-    pub const INTERRUPT_ACK: usize = 0x064;
-    pub const STATUS: usize = 0x070;
-    pub const QUEUE_DESC_LOW: usize = 0x080;
-    pub const QUEUE_DESC_HIGH: usize = 0x084;
-    pub const QUEUE_DRIVER_LOW: usize = 0x090;
-    pub const QUEUE_DRIVER_HIGH: usize = 0x094;
-    pub const QUEUE_DEVICE_LOW: usize = 0x0a0;
-    pub const QUEUE_DEVICE_HIGH: usize = 0x0a4;
-    pub const CONFIG_GENERATION: usize = 0x0fc;
-    pub const CONFIG: usize = 0x100;
-}
+pub use coco_virtio_mmio::{MAGIC, reg, status};
 
-/// Device status bits (§2.1).
-pub mod status {
-    pub const ACKNOWLEDGE: u32 = 1;
-    pub const DRIVER: u32 = 2;
-    pub const DRIVER_OK: u32 = 4;
-    pub const FEATURES_OK: u32 = 8;
-    pub const DEVICE_NEEDS_RESET: u32 = 64;
-    pub const FAILED: u32 = 128;
-}
-
-/// "virt" in little endian.
-pub const MAGIC: u32 = 0x7472_6976;
 /// The virtio device id of a 9P transport.
-pub const DEVICE_9P: u32 = 9;
+pub const DEVICE_9P: u32 = coco_virtio_mmio::device_id::NINEP;
 /// Feature bit 32: the device follows virtio 1.x.
-pub const F_VERSION_1: u64 = 1 << 32;
+pub const F_VERSION_1: u64 = coco_virtio_mmio::features::VERSION_1;
 /// Feature bit 0 of virtio-9p: the config space carries a mount tag.
-pub const F_MOUNT_TAG: u64 = 1;
+pub const F_MOUNT_TAG: u64 = coco_virtio_mmio::features::NINEP_MOUNT_TAG;
 /// Bytes of one window (one page).
-pub const WINDOW_BYTES: usize = 0x1000;
+pub const WINDOW_BYTES: usize = coco_virtio_mmio::WINDOW_SIZE as usize;
 
 /// A mapped virtio-mmio window.
 #[derive(Debug)]
@@ -71,7 +34,8 @@ impl Window {
     }
 
     /// Reads the 32-bit register at `offset`.
-    pub fn read(&self, offset: usize) -> u32 {
+    pub fn read(&self, offset: u64) -> u32 {
+        let offset = offset as usize;
         debug_assert!(offset + 4 <= WINDOW_BYTES && offset.is_multiple_of(4));
         // SAFETY: `new`'s contract: the window is mapped for WINDOW_BYTES;
         // every offset used is one of the aligned constants in `reg`
@@ -80,7 +44,8 @@ impl Window {
     }
 
     /// Writes the 32-bit register at `offset`.
-    pub fn write(&self, offset: usize, value: u32) {
+    pub fn write(&self, offset: u64, value: u32) {
+        let offset = offset as usize;
         debug_assert!(offset + 4 <= WINDOW_BYTES && offset.is_multiple_of(4));
         // SAFETY: as in `read`; the mapping is writable (the manifest grants
         // the window with `write`, checked by `mmio_map`).
@@ -94,7 +59,7 @@ impl Window {
 
     /// Reads one byte of the device-specific config space.
     pub fn read_config8(&self, offset: usize) -> Option<u8> {
-        let at = reg::CONFIG.checked_add(offset)?;
+        let at = (reg::CONFIG as usize).checked_add(offset)?;
         if at >= WINDOW_BYTES {
             return None;
         }
@@ -130,7 +95,7 @@ impl Window {
     }
 
     /// Writes a 64-bit guest-physical address into a LOW/HIGH pair.
-    pub fn write_addr(&self, low: usize, high: usize, addr: u64) {
+    pub fn write_addr(&self, low: u64, high: u64, addr: u64) {
         self.write(low, addr as u32);
         self.write(high, (addr >> 32) as u32);
     }
