@@ -5,7 +5,8 @@ mod common;
 
 use std::process::Stdio;
 
-use common::{coco_vmm, finish, run, write};
+use common::hive::hive;
+use common::{coco_vmm, finish, run};
 
 #[test]
 fn help_lists_every_command_and_boot_option() {
@@ -102,20 +103,13 @@ fn embedded_demo_hive_boots_its_worker_and_exits_zero() {
 
 #[test]
 fn a_hive_runs_every_autostart_guest_and_reports_the_first_failure() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = write(
-        dir.path(),
-        "hive.toml",
-        format!(
-            "[hive]\nname = \"pair\"\nstate_dir = \"{}\"\n\
-             [[guest]]\nname = \"worker-1\"\nkind = \"coconut\"\nkernel = \"builtin:guest-kernel\"\n\
-             [[guest]]\nname = \"worker-2\"\nkind = \"coconut\"\nkernel = \"builtin:guest-kernel\"\nvcpus = 2\n\
-             [[guest]]\nname = \"worker-3\"\nkind = \"coconut\"\nkernel = \"builtin:guest-kernel\"\nautostart = false\n",
-            dir.path().join("state").display()
-        )
-        .as_bytes(),
+    let h = hive(
+        "pair",
+        "[[guest]]\nname = \"worker-1\"\nkind = \"coconut\"\nkernel = \"builtin:guest-kernel\"\n\
+         [[guest]]\nname = \"worker-2\"\nkind = \"coconut\"\nkernel = \"builtin:guest-kernel\"\nvcpus = 2\n\
+         [[guest]]\nname = \"worker-3\"\nkind = \"coconut\"\nkernel = \"builtin:guest-kernel\"\nautostart = false\n",
     );
-    let r = run(&["run", "--config", &cfg]);
+    let r = run(&["run", "--config", &h.config]);
     r.assert_no_panic();
     assert_eq!(r.status, Some(0), "{}\n{}", r.stdout, r.stderr);
     assert_eq!(
@@ -130,8 +124,8 @@ fn a_hive_runs_every_autostart_guest_and_reports_the_first_failure() {
         r.console("worker-3").is_empty(),
         "autostart = false must not boot"
     );
-    assert!(dir.path().join("state/logs/worker-1.console").exists());
-    assert!(dir.path().join("state/logs/worker-2.console").exists());
+    assert!(h.state.join("logs/worker-1.console").exists());
+    assert!(h.state.join("logs/worker-2.console").exists());
 }
 
 #[test]

@@ -9,15 +9,15 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::queen::{Stream, connect};
-use common::{HANG_GUARD, coco_vmm, finish, write};
-use secure9p::client::{Client, Fid};
+use common::hive::{hive, wait_for_line};
+use common::queen::{connect, queen_write};
+use common::{HANG_GUARD, finish};
+use secure9p::client::Fid;
 use secure9p::wire::{O_APPEND, O_RDONLY, O_WRONLY};
 
 /// `{"tick":N,"ts_ms":T}` → (N, T).
@@ -101,36 +101,18 @@ fn starts(console: &[String], prefix: &str) -> String {
         .clone()
 }
 
-fn audit_journal(state: &Path) -> String {
-    std::fs::read_to_string(state.join("audit.log")).unwrap_or_default()
-}
-
 #[test]
 fn the_ninep_shard_appends_heartbeats_a_queen_tails_through_irq_completions() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    let cfg = write(
-        dir.path(),
-        "hive.toml",
-        format!(
-            "[hive]\nname = \"gk9p\"\nstate_dir = \"{}\"\n\
-             [[guest]]\nname = \"worker-1\"\nkind = \"coconut\"\nkernel = \"builtin:guest-kernel\"\n\
-             initrd = \"builtin:ramdisk\"\ncmdline = \"coco.manifest=/boot/test-ninep.toml coco.ticks=3\"\n",
-            state.display()
-        )
-        .as_bytes(),
+    let h = hive(
+        "gk9p",
+        "[[guest]]\nname = \"worker-1\"\nkind = \"coconut\"\nkernel = \"builtin:guest-kernel\"\n\
+         initrd = \"builtin:ramdisk\"\ncmdline = \"coco.manifest=/boot/test-ninep.toml coco.ticks=3\"\n",
     );
-    let mut child = coco_vmm()
-        .args(["run", "--config", &cfg])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = h.start();
     // The tail runs in a thread so a guest that never writes fails the
     // test (hang guard) instead of blocking it forever.
     let (tx, rx) = mpsc::channel();
-    let st = state.clone();
+    let st = h.state.clone();
     std::thread::spawn(move || {
         let _ = tx.send(tail_heartbeats(&st, "worker-1", 3));
     });
@@ -174,7 +156,7 @@ fn the_ninep_shard_appends_heartbeats_a_queen_tails_through_irq_completions() {
 
     // A worker may not reach /queen/ctl: refused with the errno, audited.
     has(&console, "ninep: /queen/ctl refused at walk: ENOENT (2)");
-    let journal = audit_journal(&state);
+    let journal = h.audit_journal();
     assert!(
         journal.contains("denied worker-heartbeat:worker-1 walk /queen"),
         "{journal}"
@@ -225,62 +207,27 @@ fn without_a_bridge_there_is_no_device_and_the_shard_exits_zero() {
     has(&console, "shard 0 (ninep) exited: 0");
 }
 
-fn wait_for_line(out: &mut BufReader<std::process::ChildStdout>, needle: &str) {
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        let n = out.read_line(&mut line).unwrap();
-        assert!(n > 0, "hive output ended before {needle:?}:\n{seen}");
-        seen.push_str(&line);
-        if line.contains(needle) {
-            return;
-        }
-    }
-}
-
-fn queen_write(c: &mut Client<Stream>, root: Fid, line: &str) {
-    let ctl = c.walk_path(root, "queen/ctl").expect("/queen/ctl");
-    c.lopen(ctl, O_WRONLY).expect("open ctl");
-    let cmd = format!("{line}\n");
-    c.write(ctl, 0, cmd.as_bytes()).expect(line);
-    c.clunk(ctl).expect("clunk");
-}
-
 #[test]
 fn a_queen_spawn_with_ticks_gets_that_many_heartbeats_from_a_coconut_worker() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    let cfg = write(
-        dir.path(),
-        "hive.toml",
-        format!(
-            "[hive]\nname = \"spawn9p\"\nstate_dir = \"{}\"\n\
-             [[guest]]\nname = \"worker-1\"\nkind = \"coconut\"\nkernel = \"builtin:guest-kernel\"\n\
-             cmdline = \"coco.after=halt\"\n\
-             [[guest]]\nname = \"worker-9\"\nkind = \"coconut\"\nkernel = \"builtin:guest-kernel\"\n\
-             initrd = \"builtin:ramdisk\"\ncmdline = \"coco.manifest=/boot/test-ninep-spawn.toml\"\n\
-             autostart = false\n",
-            state.display()
-        )
-        .as_bytes(),
+    let h = hive(
+        "spawn9p",
+        "[[guest]]\nname = \"worker-1\"\nkind = \"coconut\"\nkernel = \"builtin:guest-kernel\"\n\
+         cmdline = \"coco.after=halt\"\n\
+         [[guest]]\nname = \"worker-9\"\nkind = \"coconut\"\nkernel = \"builtin:guest-kernel\"\n\
+         initrd = \"builtin:ramdisk\"\ncmdline = \"coco.manifest=/boot/test-ninep-spawn.toml\"\n\
+         autostart = false\n",
     );
-    let mut child = coco_vmm()
-        .args(["run", "--config", &cfg])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = h.start();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     wait_for_line(&mut out, "[worker-1] idle");
     // worker-2 does not exist yet, so nothing of it sits in `out`'s buffer;
     // `finish` collects its lines (a few dozen: far below a pipe's size).
     child.stdout = Some(out.into_inner());
-    let mut c = connect(&state.join("hive.sock"));
+    let mut c = connect(&h.socket());
     let root = c.attach("queen", "").expect("attach");
     queen_write(&mut c, root, r#"{"spawn":"heartbeat","ticks":4}"#);
     let (tx, rx) = mpsc::channel();
-    let st = state.clone();
+    let st = h.state.clone();
     std::thread::spawn(move || {
         let _ = tx.send(tail_heartbeats(&st, "worker-2", 4));
     });

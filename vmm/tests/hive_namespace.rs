@@ -4,75 +4,26 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::Stdio;
+use std::io::BufReader;
 
-use common::queen::{Stream, connect, read_file};
-use common::{coco_vmm, finish, write};
-use secure9p::client::Client;
-use secure9p::wire::{O_RDONLY, O_WRONLY};
-
-fn audit_journal(state: &Path) -> String {
-    std::fs::read_dir(state)
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().contains("audit"))
-        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
-        .collect()
-}
-
-fn wait_for_line(out: &mut BufReader<std::process::ChildStdout>, needle: &str) {
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        let n = out.read_line(&mut line).unwrap();
-        assert!(n > 0, "hive output ended before {needle:?}:\n{seen}");
-        seen.push_str(&line);
-        if line.contains(needle) {
-            return;
-        }
-    }
-}
-
-fn queen_write(c: &mut Client<Stream>, root: secure9p::client::Fid, line: &str) {
-    let ctl = c.walk_path(root, "queen/ctl").expect("/queen/ctl");
-    c.lopen(ctl, O_WRONLY).expect("open ctl");
-    let cmd = format!("{line}\n");
-    assert_eq!(
-        c.write(ctl, 0, cmd.as_bytes()).expect(line),
-        cmd.len() as u32
-    );
-    c.clunk(ctl).expect("clunk");
-}
+use common::finish;
+use common::hive::{hive, wait_for_line};
+use common::queen::{connect, queen_write, read_file};
+use secure9p::wire::O_RDONLY;
 
 #[test]
 fn a_spawn_on_queen_ctl_boots_a_real_worker_vm_from_the_template() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    let cfg = write(
-        dir.path(),
-        "hive.toml",
-        format!(
-            "[hive]\nname = \"sp\"\nstate_dir = \"{}\"\n\
-             [[guest]]\nname = \"worker-1\"\nkind = \"coconut\"\nkernel = \"builtin:guest-kernel\"\n\
-             cmdline = \"coco.after=halt\"\n\
-             [[guest]]\nname = \"worker-9\"\nkind = \"coconut\"\nkernel = \"builtin:guest-kernel\"\n\
-             cmdline = \"coco.after=halt\"\nautostart = false\n",
-            state.display()
-        )
-        .as_bytes(),
+    let h = hive(
+        "sp",
+        "[[guest]]\nname = \"worker-1\"\nkind = \"coconut\"\nkernel = \"builtin:guest-kernel\"\n\
+         cmdline = \"coco.after=halt\"\n\
+         [[guest]]\nname = \"worker-9\"\nkind = \"coconut\"\nkernel = \"builtin:guest-kernel\"\n\
+         cmdline = \"coco.after=halt\"\nautostart = false\n",
     );
-    let mut child = coco_vmm()
-        .args(["run", "--config", &cfg])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = h.start();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     wait_for_line(&mut out, "[worker-1] idle");
-    let mut c = connect(&state.join("hive.sock"));
+    let mut c = connect(&h.socket());
     let root = c.attach("queen", "").expect("attach");
     queen_write(&mut c, root, r#"{"spawn":"heartbeat","ticks":3}"#);
     // The spawned worker is numbered after the registered one and really boots.
@@ -86,27 +37,19 @@ fn a_spawn_on_queen_ctl_boots_a_real_worker_vm_from_the_template() {
     let r = finish(child);
     r.assert_no_panic();
     assert_eq!(r.status, Some(0), "{}", r.stderr);
-    let journal = audit_journal(&state);
+    let journal = h.audit_journal();
     assert!(journal.contains("spawned worker-2"), "{journal}");
     assert!(journal.contains("stopped worker-2"), "{journal}");
 }
 
 #[test]
 fn a_crashing_worker_vm_is_reported_and_revoked_and_fails_the_hive() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    let cfg = write(
-        dir.path(),
-        "hive.toml",
-        format!(
-            "[hive]\nname = \"crash\"\nstate_dir = \"{}\"\n\
-             [[guest]]\nname = \"worker-1\"\nkind = \"coconut\"\nkernel = \"builtin:guest-kernel\"\n\
-             cmdline = \"coco.selftest=panic\"\n",
-            state.display()
-        )
-        .as_bytes(),
+    let h = hive(
+        "crash",
+        "[[guest]]\nname = \"worker-1\"\nkind = \"coconut\"\nkernel = \"builtin:guest-kernel\"\n\
+         cmdline = \"coco.selftest=panic\"\n",
     );
-    let r = common::run(&["run", "--config", &cfg]);
+    let r = common::run(&["run", "--config", &h.config]);
     r.assert_no_panic();
     assert_eq!(
         r.status,
@@ -114,37 +57,23 @@ fn a_crashing_worker_vm_is_reported_and_revoked_and_fails_the_hive() {
         "the kernel-panic status is the hive's: {}",
         r.stderr
     );
-    let journal = audit_journal(&state);
+    let journal = h.audit_journal();
     assert!(journal.contains("worker-1 exited: status 112"), "{journal}");
 }
 
 #[test]
 fn a_queen_on_the_hive_socket_sees_the_worker_and_kill_stops_its_vm() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    let cfg = write(
-        dir.path(),
-        "hive.toml",
-        format!(
-            "[hive]\nname = \"ns\"\nstate_dir = \"{}\"\n\
-             [[guest]]\nname = \"worker-1\"\nkind = \"coconut\"\nkernel = \"builtin:guest-kernel\"\n\
-             cmdline = \"coco.after=halt\"\n",
-            state.display()
-        )
-        .as_bytes(),
+    let h = hive(
+        "ns",
+        "[[guest]]\nname = \"worker-1\"\nkind = \"coconut\"\nkernel = \"builtin:guest-kernel\"\n\
+         cmdline = \"coco.after=halt\"\n",
     );
-    let mut child = coco_vmm()
-        .args(["run", "--config", &cfg])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = h.start();
     // Wait until the worker is idle, so the kill finds a running VM.
     let mut out = BufReader::new(child.stdout.take().unwrap());
     wait_for_line(&mut out, "[worker-1] idle");
 
-    let mut c = connect(&state.join("hive.sock"));
+    let mut c = connect(&h.socket());
     let root = c
         .attach("queen", "")
         .expect("the queen attaches on the Unix socket");
@@ -173,7 +102,7 @@ fn a_queen_on_the_hive_socket_sees_the_worker_and_kill_stops_its_vm() {
         r.stderr
     );
     assert!(r.stderr.contains("namespace on unix:"), "{}", r.stderr);
-    let journal = audit_journal(&state);
+    let journal = h.audit_journal();
     for line in [
         "registered worker-1",
         "killed worker-1",
@@ -185,21 +114,16 @@ fn a_queen_on_the_hive_socket_sees_the_worker_and_kill_stops_its_vm() {
             "audit journal lacks {line:?}:\n{journal}"
         );
     }
-    assert!(
-        !state.join("hive.sock").exists(),
-        "the socket is removed at the end"
-    );
+    assert!(!h.socket().exists(), "the socket is removed at the end");
 }
 
 #[test]
 fn a_worker_guest_not_named_worker_n_is_refused_before_anything_boots() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = write(
-        dir.path(),
-        "hive.toml",
-        b"[hive]\nname = \"bad\"\n[[guest]]\nname = \"camera\"\nkind = \"coconut\"\nkernel = \"builtin:guest-kernel\"\n",
+    let h = hive(
+        "bad",
+        "[[guest]]\nname = \"camera\"\nkind = \"coconut\"\nkernel = \"builtin:guest-kernel\"\n",
     );
-    let r = common::run(&["run", "--config", &cfg]);
+    let r = common::run(&["run", "--config", &h.config]);
     r.assert_no_panic();
     assert_eq!(r.status, Some(1));
     assert!(

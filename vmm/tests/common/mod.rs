@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod hive;
 pub mod queen;
 
 use std::io::Read;

@@ -51,3 +51,15 @@ pub fn read_file(c: &mut Client<Stream>, root: Fid, path: &str) -> String {
     c.clunk(fid).expect("clunk");
     String::from_utf8_lossy(&data).into_owned()
 }
+
+/// Writes one command line to `/queen/ctl` and checks it was taken whole.
+pub fn queen_write(c: &mut Client<Stream>, root: Fid, line: &str) {
+    let ctl = c.walk_path(root, "queen/ctl").expect("/queen/ctl");
+    c.lopen(ctl, secure9p::wire::O_WRONLY).expect("open ctl");
+    let cmd = format!("{line}\n");
+    assert_eq!(
+        c.write(ctl, 0, cmd.as_bytes()).expect(line),
+        cmd.len() as u32
+    );
+    c.clunk(ctl).expect("clunk");
+}
