@@ -173,8 +173,53 @@ pub fn stage(target_dir: &Path, cache: &Cache) -> Result<std::path::PathBuf> {
     Ok(std::path::absolute(&initrd).unwrap_or(initrd))
 }
 
+/// What one benchmark run does: iterations per small operation, rounds of
+/// (coco, QEMU), and `COCO_LOG` for coco-vmm.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub iters: u32,
+    pub rounds: u32,
+    pub log: String,
+}
+
+impl Default for Plan {
+    fn default() -> Self {
+        Plan {
+            iters: ITERS,
+            rounds: ROUNDS,
+            log: "warn".into(),
+        }
+    }
+}
+
+impl Plan {
+    /// Refuses plans the guest's session budget or the shell can't carry.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        if self.iters == 0 || self.iters > ITERS {
+            return Err(format!(
+                "iterations must be 1..={ITERS} (a worker's session budget)"
+            ));
+        }
+        if self.rounds == 0 || self.rounds > 20 {
+            return Err("rounds must be 1..=20".into());
+        }
+        if self.log.is_empty()
+            || !self
+                .log
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_:,=.".contains(c))
+        {
+            return Err(format!(
+                "log filter {:?}: only letters, digits and _:,=. allowed",
+                self.log
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The inner test running [`BENCH_SCRIPT`].
-pub fn inner_test(vmm: &Path, kernel: &Path, initrd: &Path) -> InnerTest {
+pub fn inner_test(vmm: &Path, kernel: &Path, initrd: &Path, plan: &Plan) -> InnerTest {
     let arg = |p: &Path| p.display().to_string();
     InnerTest::new(
         "ninep-bench",
@@ -186,12 +231,12 @@ pub fn inner_test(vmm: &Path, kernel: &Path, initrd: &Path) -> InnerTest {
             arg(vmm),
             arg(kernel),
             arg(initrd),
-            ITERS.to_string(),
-            ROUNDS.to_string(),
+            plan.iters.to_string(),
+            plan.rounds.to_string(),
         ],
         Duration::from_secs(900),
     )
-    .env("COCO_LOG", "warn")
+    .env("COCO_LOG", &plan.log)
     .env("NO_COLOR", "1")
 }
 
@@ -227,6 +272,61 @@ pub fn parse(output: &[String]) -> Result<BTreeMap<String, Side>, String> {
     Ok(sides)
 }
 
+/// The metrics compared, with the field and unit of each.
+const METRICS: [(&str, &str, &str); 6] = [
+    ("small-read", "median", "µs"),
+    ("small-read", "mean", "µs"),
+    ("small-append", "median", "µs"),
+    ("small-append", "mean", "µs"),
+    ("read-1024KiB", "best", "MiB/s"),
+    ("read-1024KiB", "mean", "MiB/s"),
+];
+
+/// Over rounds `1..=rounds`: per metric, the median of the per-round
+/// ours/QEMU ratios and their range. Each round's two sides ran back to
+/// back, so a ratio is the fairest single number a shared machine gives.
+pub fn summary(sides: &BTreeMap<String, Side>, rounds: u32) -> Result<String, String> {
+    let mut out = format!(
+        "over {rounds} round(s): ours/QEMU per round (latency: < 1 is faster; throughput: > 1 is faster)\n"
+    );
+    out.push_str(&format!(
+        "{:<22} {:>8} {:>8} {:>8}\n",
+        "metric", "median", "min", "max"
+    ));
+    for (metric, key, _) in METRICS {
+        let mut ratios = Vec::new();
+        for round in 1..=rounds {
+            let get = |label: String| {
+                sides
+                    .get(&label)
+                    .and_then(|side| side.get(metric))
+                    .and_then(|m| m.get(key))
+                    .copied()
+                    .ok_or(format!("no {metric} {key} from {label}"))
+            };
+            let (c, q) = (get(format!("coco-{round}"))?, get(format!("qemu-{round}"))?);
+            if q > 0.0 {
+                ratios.push(c / q);
+            }
+        }
+        ratios.sort_by(f64::total_cmp);
+        let (Some(min), Some(max)) = (ratios.first(), ratios.last()) else {
+            continue;
+        };
+        let n = ratios.len();
+        let median = if n % 2 == 1 {
+            ratios[n / 2]
+        } else {
+            (ratios[n / 2 - 1] + ratios[n / 2]) / 2.0
+        };
+        out.push_str(&format!(
+            "{:<22} {median:>8.2} {min:>8.2} {max:>8.2}\n",
+            format!("{metric} {key}")
+        ));
+    }
+    Ok(out)
+}
+
 /// The comparison table of round `round`: one row per metric, coco, QEMU
 /// and ours/QEMU.
 pub fn table(sides: &BTreeMap<String, Side>, round: u32) -> Result<String, String> {
@@ -243,14 +343,7 @@ pub fn table(sides: &BTreeMap<String, Side>, round: u32) -> Result<String, Strin
         "{:<22} {:>17} {:>17} {:>9}\n",
         "metric", "coco", "QEMU", "ours/QEMU"
     ));
-    for (metric, key, unit) in [
-        ("small-read", "median", "µs"),
-        ("small-read", "mean", "µs"),
-        ("small-append", "median", "µs"),
-        ("small-append", "mean", "µs"),
-        ("read-1024KiB", "best", "MiB/s"),
-        ("read-1024KiB", "mean", "MiB/s"),
-    ] {
+    for (metric, key, unit) in METRICS {
         let get = |side: &Side| {
             side.get(metric)
                 .and_then(|m| m.get(key))
@@ -308,6 +401,35 @@ mod tests {
             .find(|l| l.starts_with("read-1024KiB best"))
             .unwrap();
         assert!(row.trim_end().ends_with("0.50"), "{row}");
+    }
+
+    #[test]
+    fn the_summary_takes_the_median_of_per_round_ratios() {
+        let mut l = lines();
+        for line in lines() {
+            l.push(
+                line.replace("coco-1", "coco-2")
+                    .replace("qemu-1", "qemu-2")
+                    .replace("median=100.0", "median=25.0"),
+            );
+        }
+        for line in lines() {
+            l.push(
+                line.replace("coco-1", "coco-3")
+                    .replace("qemu-1", "qemu-3")
+                    .replace("median=100.0", "median=150.0"),
+            );
+        }
+        let sides = parse(&l).unwrap();
+        let s = summary(&sides, 3).unwrap();
+        let row = s
+            .lines()
+            .find(|l| l.starts_with("small-read median"))
+            .unwrap();
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        // Ratios 2.0, 0.5, 3.0: median 2.0, min 0.5, max 3.0.
+        assert_eq!(&cols[2..], ["2.00", "0.50", "3.00"], "{row}");
+        assert!(summary(&sides, 4).is_err(), "round 4 has no numbers");
     }
 
     #[test]

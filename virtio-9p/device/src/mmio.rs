@@ -188,7 +188,7 @@ impl<D: VirtioDevice> MmioTransport<D> {
                     self.selected_queue().map_or(0, |q| u32::from(q.ready()))
                 }
             }
-            reg::INTERRUPT_STATUS => self.irq.status(),
+            reg::INTERRUPT_STATUS => self.irq.read_status(),
             reg::STATUS => self.status(),
             reg::SHM_LEN_LOW | reg::SHM_LEN_HIGH => {
                 let _ = self.shm_sel;

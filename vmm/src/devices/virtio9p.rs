@@ -18,10 +18,12 @@
 //! answered `Rlerror(EIO)` by the device itself: the guest sees errors, not
 //! a hang, and the VM keeps running.
 
+use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use coco_virtio9p::mmio::{MmioTransport, reg};
 use coco_virtio9p::{Interrupt, MmioEvent, Virtio9p};
@@ -42,6 +44,70 @@ pub struct NinePDevice {
     transport: MmioTransport<Virtio9p>,
     memory: GuestMemoryMmap,
     bridge: Option<UnixStream>,
+    round_trips: RoundTrips,
+}
+
+/// How long the supervisor took to answer, per request type, measured from
+/// forwarding a request to delivering its reply (socket, supervisor, NineDoor
+/// and back; not the guest's own time). Logged when the device goes away, at
+/// `debug` level: `COCO_LOG=coco_vmm::devices::virtio9p=debug`.
+#[derive(Debug, Default)]
+struct RoundTrips {
+    /// Forwarded and not yet answered: tag → (request type, when).
+    open: HashMap<u16, (u8, Instant)>,
+    /// Request type → (count, total, longest).
+    done: BTreeMap<u8, (u64, Duration, Duration)>,
+}
+
+impl RoundTrips {
+    /// At most this many requests are tracked at once (a guest could use
+    /// every tag); beyond it requests go unmeasured.
+    const MAX_OPEN: usize = 1024;
+
+    fn forwarded(&mut self, frame: &[u8]) {
+        if let (Some(&ty), Some(&[lo, hi])) = (frame.get(4), frame.get(5..7))
+            && self.open.len() < Self::MAX_OPEN
+        {
+            self.open
+                .insert(u16::from_le_bytes([lo, hi]), (ty, Instant::now()));
+        }
+    }
+
+    fn answered(&mut self, frame: &[u8]) {
+        let Some(&[lo, hi]) = frame.get(5..7) else {
+            return;
+        };
+        if let Some((ty, since)) = self.open.remove(&u16::from_le_bytes([lo, hi])) {
+            let took = since.elapsed();
+            let e = self.done.entry(ty).or_default();
+            e.0 = e.0.saturating_add(1);
+            e.1 = e.1.saturating_add(took);
+            e.2 = e.2.max(took);
+        }
+    }
+
+    /// `type 116: n=500 mean=120.3µs max=900.1µs; ...`
+    fn summary(&self) -> String {
+        self.done
+            .iter()
+            .map(|(ty, (n, total, max))| {
+                let mean = total.as_secs_f64() * 1e6 / (*n).max(1) as f64;
+                format!(
+                    "type {ty}: n={n} mean={mean:.1}µs max={:.1}µs",
+                    max.as_secs_f64() * 1e6
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+impl Drop for NinePDevice {
+    fn drop(&mut self) {
+        if !self.round_trips.done.is_empty() {
+            debug!(guest = %self.guest, "virtio-9p supervisor round trips: {}", self.round_trips.summary());
+        }
+    }
 }
 
 fn lerror(tag: u16, ecode: u32) -> Vec<u8> {
@@ -66,6 +132,7 @@ impl NinePDevice {
             transport: MmioTransport::new(Virtio9p::new(mount_tag, irq.clone()), irq),
             memory,
             bridge: Some(bridge),
+            round_trips: RoundTrips::default(),
         }
     }
 
@@ -85,6 +152,7 @@ impl NinePDevice {
         }
         for frame in frames {
             trace!(guest = %self.guest, "-> {}", describe_frame(&frame));
+            self.round_trips.forwarded(&frame);
             let sent = match self.bridge.as_mut() {
                 Some(bridge) => bridge.write_all(&frame).is_ok(),
                 None => false,
@@ -102,6 +170,7 @@ impl NinePDevice {
     /// Delivers one reply frame from the supervisor.
     pub fn deliver(&mut self, frame: &[u8]) {
         trace!(guest = %self.guest, "<- {}", describe_frame(frame));
+        self.round_trips.answered(frame);
         match self.transport.device_mut().complete(&self.memory, frame) {
             Ok(()) => {}
             Err(coco_virtio9p::CompleteError::UnknownTag(tag)) => {
@@ -143,24 +212,35 @@ impl BusDevice for NinePDevice {
     }
 }
 
-/// Event-loop side: the notify ioeventfd and the bridge socket.
+/// Event-loop side: the notify and ack ioeventfds and the bridge socket.
 #[derive(Debug)]
 pub struct NinePEvents {
     device: Arc<Mutex<NinePDevice>>,
     notify: EventFd,
+    ack: EventFd,
+    irq: Arc<Interrupt>,
     reader: Option<UnixStream>,
     buf: Vec<u8>,
 }
 
 impl NinePEvents {
     /// Events for `device`: `notify` is the ioeventfd on `QueueNotify`,
-    /// `reader` a clone of the bridge socket.
-    pub fn new(device: Arc<Mutex<NinePDevice>>, notify: EventFd, reader: UnixStream) -> Self {
+    /// `ack` the one on `InterruptACK` (see [`Interrupt::posted_ack`]),
+    /// `irq` the device's interrupt, `reader` a clone of the bridge socket.
+    pub fn new(
+        device: Arc<Mutex<NinePDevice>>,
+        notify: EventFd,
+        ack: EventFd,
+        irq: Arc<Interrupt>,
+        reader: UnixStream,
+    ) -> Self {
         NinePEvents {
             device,
             notify,
+            ack,
+            irq,
             reader: Some(reader),
-            buf: Vec::new(),
+            buf: Vec::with_capacity(2 * MAX_MSIZE as usize),
         }
     }
 
@@ -171,35 +251,46 @@ impl NinePEvents {
         let Some(reader) = self.reader.as_mut() else {
             return false;
         };
-        let mut chunk = [0u8; 16 * 1024];
-        let n = match reader.read(&mut chunk) {
+        // Read straight into the buffer's tail, room for a whole largest
+        // reply: one read per reply in the common case.
+        let have = self.buf.len();
+        self.buf.resize(have + MAX_MSIZE as usize, 0);
+        let got = match self.buf.get_mut(have..) {
+            Some(tail) => reader.read(tail),
+            None => Ok(0),
+        };
+        let n = match got {
             Ok(0) | Err(_) => return false,
             Ok(n) => n,
         };
-        self.buf.extend_from_slice(chunk.get(..n).unwrap_or(&[]));
-        loop {
-            let Some(header) = self.buf.get(..4) else {
-                return true;
+        self.buf.truncate(have + n);
+        let mut start = 0;
+        let alive = loop {
+            let Some(&[a, b, c, d]) = self.buf.get(start..start + 4) else {
+                break true;
             };
-            let size = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+            let size = u32::from_le_bytes([a, b, c, d]) as usize;
             if !(HEADER_LEN..=MAX_MSIZE as usize).contains(&size) {
                 // The supervisor never sends this; treat the bridge as broken.
-                return false;
+                break false;
             }
-            if self.buf.len() < size {
-                return true;
-            }
-            let frame: Vec<u8> = self.buf.drain(..size).collect();
+            let Some(frame) = self.buf.get(start..start + size) else {
+                break true;
+            };
             if let Ok(mut dev) = self.device.lock() {
-                dev.deliver(&frame);
+                dev.deliver(frame);
             }
-        }
+            start += size;
+        };
+        self.buf.drain(..start);
+        alive
     }
 }
 
 /// Where a `NinePEvents` source is registered (the event-manager data word).
 const NOTIFY: u32 = 1;
 const BRIDGE: u32 = 2;
+const ACK: u32 = 3;
 
 impl MutEventSubscriber for NinePEvents {
     fn process(&mut self, events: Events, ops: &mut EventOps) {
@@ -209,6 +300,10 @@ impl MutEventSubscriber for NinePEvents {
                 if let Ok(mut dev) = self.device.lock() {
                     dev.pump();
                 }
+            }
+            ACK => {
+                let _ = self.ack.read();
+                self.irq.posted_ack();
             }
             BRIDGE => {
                 if events.event_set().contains(EventSet::IN) && self.read_replies() {
@@ -228,6 +323,9 @@ impl MutEventSubscriber for NinePEvents {
     fn init(&mut self, ops: &mut EventOps) {
         if let Err(e) = ops.add(Events::with_data(&self.notify, NOTIFY, EventSet::IN)) {
             warn!("virtio-9p: cannot watch the notify eventfd: {e:?}");
+        }
+        if let Err(e) = ops.add(Events::with_data(&self.ack, ACK, EventSet::IN)) {
+            warn!("virtio-9p: cannot watch the ack eventfd: {e:?}");
         }
         if let Some(reader) = &self.reader
             && let Err(e) = ops.add(Events::with_data(reader, BRIDGE, EventSet::IN))
@@ -263,6 +361,8 @@ pub fn bridge_from_fd(fd: OwnedFd) -> std::io::Result<UnixStream> {
 
 /// The register the notify ioeventfd watches, relative to the window.
 pub const NOTIFY_OFFSET: u64 = reg::QUEUE_NOTIFY;
+/// The register the ack ioeventfd watches, relative to the window.
+pub const ACK_OFFSET: u64 = reg::INTERRUPT_ACK;
 
 /// One line about a 9P frame for `COCO_LOG=coco_vmm::devices::virtio9p=trace`:
 /// type, tag and size, plus offset and count of `Tread`/`Twrite`, the byte

@@ -5,6 +5,7 @@
 //! guest's role and name from hive.toml (or from the queen's spawn). The
 //! guest's attach cannot change it: the socket *is* the credential.
 
+use std::io::BufReader;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
@@ -13,6 +14,10 @@ use ninedoor::identity::{Identity, Role};
 use ninedoor::server::SessionFactory;
 use ninedoor::transport::{ReplySink, StreamEnd, serve_stream};
 use tracing::{debug, warn};
+
+/// Read buffer of the supervisor's end: one largest frame (64 KiB) plus
+/// room for the next request's header.
+const BRIDGE_READ_BUFFER: usize = 64 * 1024 + 4096;
 
 /// The identity a guest named `name` with `role` is bound to.
 pub fn identity_of(name: &str, role: Role) -> Identity {
@@ -39,7 +44,9 @@ pub fn open(
         .name(format!("9p-{name}"))
         .spawn(move || {
             let sink = ReplySink::new(Box::new(writer));
-            match serve_stream(ours, &sink, &mut session) {
+            // Buffered: a request's header and body come in one read.
+            let input = BufReader::with_capacity(BRIDGE_READ_BUFFER, ours);
+            match serve_stream(input, &sink, &mut session) {
                 StreamEnd::Eof => debug!(guest = %guest, "virtio-9p bridge closed"),
                 StreamEnd::BadFrame(why) => {
                     warn!(guest = %guest, "virtio-9p bridge: bad frame: {why}")

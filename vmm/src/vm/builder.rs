@@ -698,6 +698,16 @@ fn attach_virtio9p(
             NoDatamatch,
         )
         .map_err(kvm_step("registering the virtio-9p ioeventfd"))?;
+    // InterruptACK as an ioeventfd too: the guest's interrupt handler then
+    // exits to the VMM once (the status read), not twice.
+    let ack = EventFd::new(libc::EFD_NONBLOCK).map_err(io("creating the ack ioeventfd"))?;
+    vm_fd
+        .register_ioevent(
+            &ack,
+            &IoEventAddress::Mmio(base + virtio9p::ACK_OFFSET),
+            NoDatamatch,
+        )
+        .map_err(kvm_step("registering the virtio-9p ack ioeventfd"))?;
     let irq = Arc::new(Interrupt::new(Box::new(move || {
         // A full eventfd counter still means "interrupt pending".
         let _ = irqfd.write(1);
@@ -706,7 +716,7 @@ fn attach_virtio9p(
         &spec.name,
         &ninep.mount_tag,
         memory.clone(),
-        irq,
+        irq.clone(),
         bridge,
     )));
     mmio.insert(base, VIRTIO_MMIO_SIZE, "virtio-9p", device.clone())?;
@@ -717,7 +727,7 @@ fn attach_virtio9p(
         ninep.mount_tag
     );
     Ok(Arc::new(Mutex::new(NinePEvents::new(
-        device, notify, reader,
+        device, notify, ack, irq, reader,
     ))))
 }
 

@@ -36,6 +36,17 @@ enum Cmd {
         /// Copy L1's console to stderr.
         #[arg(long)]
         echo: bool,
+        /// Iterations of each small operation (at most 500: a worker's
+        /// session budget).
+        #[arg(long, default_value_t = coco_nested::bench::ITERS)]
+        iters: u32,
+        /// Rounds of (coco, QEMU).
+        #[arg(long, default_value_t = coco_nested::bench::ROUNDS)]
+        rounds: u32,
+        /// `COCO_LOG` for coco-vmm inside L1, e.g.
+        /// `warn,coco_vmm::devices::virtio9p=trace` to see every frame.
+        #[arg(long, default_value = "warn")]
+        log: String,
     },
     /// Boot L1 once and run the named inner tests (default: all tenants).
     Run {
@@ -78,7 +89,16 @@ fn main() -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Bench { no_build, echo } => bench(&target, no_build, echo),
+        Cmd::Bench {
+            no_build,
+            echo,
+            iters,
+            rounds,
+            log,
+        } => {
+            let plan = coco_nested::bench::Plan { iters, rounds, log };
+            bench(&target, no_build, echo, &plan)
+        }
         Cmd::Run {
             tests,
             keep,
@@ -88,7 +108,13 @@ fn main() -> Result<ExitCode> {
     }
 }
 
-fn bench(target: &std::path::Path, no_build: bool, echo: bool) -> Result<ExitCode> {
+fn bench(
+    target: &std::path::Path,
+    no_build: bool,
+    echo: bool,
+    plan: &coco_nested::bench::Plan,
+) -> Result<ExitCode> {
+    plan.check().map_err(|why| anyhow::anyhow!(why))?;
     let cache = Cache::prepare().context("preparing the package cache")?;
     let vmm = if no_build {
         coco_nested::bench::release_vmm(target)?
@@ -97,7 +123,7 @@ fn bench(target: &std::path::Path, no_build: bool, echo: bool) -> Result<ExitCod
     };
     let initrd = coco_nested::bench::stage(target, &cache).context("staging the bench guest")?;
     let kernel = std::path::absolute(&cache.kernel).unwrap_or_else(|_| cache.kernel.clone());
-    let test = coco_nested::bench::inner_test(&vmm, &kernel, &initrd);
+    let test = coco_nested::bench::inner_test(&vmm, &kernel, &initrd, plan);
     let opts = TierOptions {
         echo,
         ..TierOptions::default()
@@ -108,7 +134,7 @@ fn bench(target: &std::path::Path, no_build: bool, echo: bool) -> Result<ExitCod
     };
     let tables = coco_nested::bench::parse(&r.output)
         .and_then(|sides| {
-            (1..=coco_nested::bench::ROUNDS)
+            (1..=plan.rounds)
                 .map(|round| coco_nested::bench::table(&sides, round))
                 .collect::<Result<Vec<_>, _>>()
         })
@@ -119,6 +145,11 @@ fn bench(target: &std::path::Path, no_build: bool, echo: bool) -> Result<ExitCod
     for t in tables {
         println!("{t}");
     }
+    let sides = coco_nested::bench::parse(&r.output).map_err(|why| anyhow::anyhow!(why))?;
+    println!(
+        "{}",
+        coco_nested::bench::summary(&sides, plan.rounds).map_err(|why| anyhow::anyhow!(why))?
+    );
     Ok(ExitCode::SUCCESS)
 }
 
