@@ -18,17 +18,21 @@
 //! `DEVICE_NEEDS_RESET`, as the virtio spec intends. Nothing here panics on
 //! guest input.
 //!
-//! * [`mmio`] — the virtio-mmio (version 2, "modern") register file:
-//!   feature negotiation, queue setup, status, interrupt status, config space.
+//! * [`common`] — what every transport shares: feature negotiation, status,
+//!   queue setup and activation.
+//! * [`mmio`] — the virtio-mmio (version 2, "modern") register window.
+//! * [`pci`] — the virtio-pci (modern) capability structures of a BAR.
 //! * [`interrupt`] — the interrupt status word shared by transport and device.
 //! * [`ninep`] — the virtio-9p device: mount-tag config, request and reply paths.
 
+pub mod common;
 pub mod interrupt;
 pub mod mmio;
 pub mod ninep;
 
 pub use interrupt::Interrupt;
-pub use mmio::{MmioEvent, MmioTransport, VirtioDevice};
+pub use common::{MmioEvent, VirtioDevice};
+pub use mmio::MmioTransport;
 pub use ninep::{CompleteError, ProcessError, Virtio9p};
 
 pub use coco_virtio_mmio::{device_id, features};

@@ -33,7 +33,7 @@ use virtio_queue::{Queue, QueueT};
 use vm_memory::{Bytes, GuestAddress, GuestMemory, Permissions};
 
 use crate::interrupt::{self, Interrupt};
-use crate::mmio::VirtioDevice;
+use crate::common::VirtioDevice;
 use crate::{device_id, features};
 
 /// Size of the request queue the device offers.
