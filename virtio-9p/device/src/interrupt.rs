@@ -13,8 +13,10 @@ pub const USED_BUFFER: u32 = 1 << 0;
 /// `InterruptStatus` bit: the configuration (or device status) changed.
 pub const CONFIG_CHANGE: u32 = 1 << 1;
 
-/// How a raised interrupt reaches the guest.
-pub type Signal = Box<dyn Fn() + Send + Sync>;
+/// How a raised interrupt reaches the guest; called with the bits just
+/// raised (virtio-pci sends used-buffer and configuration interrupts to
+/// different MSI-X vectors; virtio-mmio has one line for both).
+pub type Signal = Box<dyn Fn(u32) + Send + Sync>;
 
 /// The interrupt state of one device.
 pub struct Interrupt {
@@ -62,7 +64,7 @@ impl Interrupt {
             s.status |= bits;
             s.raised = s.raised.wrapping_add(1);
         }
-        (self.signal)();
+        (self.signal)(bits);
     }
 
     /// The status word, without side effects (for tests and logs).
@@ -76,6 +78,16 @@ impl Interrupt {
         let mut s = self.lock();
         s.seen = (s.raised, s.status);
         s.status
+    }
+
+    /// Returns the status word and clears it, in one step (virtio-pci's ISR
+    /// status register is read-to-clear).
+    pub fn take_status(&self) -> u32 {
+        let mut s = self.lock();
+        let bits = s.status;
+        s.status = 0;
+        s.seen = (s.raised, 0);
+        bits
     }
 
     /// Clears `bits` (a trapped `InterruptACK` write: the value is known).
@@ -117,7 +129,7 @@ mod tests {
     fn raise_sets_bits_and_signals_ack_clears_only_named_bits() {
         let count = Arc::new(AtomicUsize::new(0));
         let c = Arc::clone(&count);
-        let irq = Interrupt::new(Box::new(move || {
+        let irq = Interrupt::new(Box::new(move |_| {
             c.fetch_add(1, Ordering::SeqCst);
         }));
         irq.raise(USED_BUFFER);
@@ -131,7 +143,7 @@ mod tests {
     }
 
     fn quiet() -> Interrupt {
-        Interrupt::new(Box::new(|| {}))
+        Interrupt::new(Box::new(|_| {}))
     }
 
     #[test]

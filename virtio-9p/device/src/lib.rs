@@ -29,10 +29,12 @@ pub mod common;
 pub mod interrupt;
 pub mod mmio;
 pub mod ninep;
+pub mod pci;
 
-pub use interrupt::Interrupt;
 pub use common::{MmioEvent, VirtioDevice};
+pub use interrupt::Interrupt;
 pub use mmio::MmioTransport;
 pub use ninep::{CompleteError, ProcessError, Virtio9p};
+pub use pci::PciTransport;
 
 pub use coco_virtio_mmio::{device_id, features};

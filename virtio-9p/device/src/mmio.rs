@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use vm_memory::GuestMemory;
 
-pub use crate::common::{MmioEvent, VirtioDevice};
 use crate::common::{Half, QueueAddress, VirtioCore};
+pub use crate::common::{MmioEvent, VirtioDevice};
 use crate::interrupt::Interrupt;
 
 pub use coco_virtio_mmio::{MAGIC, WINDOW_SIZE, reg, status};

@@ -32,8 +32,8 @@ use thiserror::Error;
 use virtio_queue::{Queue, QueueT};
 use vm_memory::{Bytes, GuestAddress, GuestMemory, Permissions};
 
-use crate::interrupt::{self, Interrupt};
 use crate::common::VirtioDevice;
+use crate::interrupt::{self, Interrupt};
 use crate::{device_id, features};
 
 /// Size of the request queue the device offers.

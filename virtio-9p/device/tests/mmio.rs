@@ -12,7 +12,7 @@ fn mem() -> GuestMemoryMmap {
 }
 
 fn transport() -> MmioTransport<Virtio9p> {
-    let irq = Arc::new(Interrupt::new(Box::new(|| {})));
+    let irq = Arc::new(Interrupt::new(Box::new(|_| {})));
     MmioTransport::new(Virtio9p::new("hive", Arc::clone(&irq)), irq)
 }
 

@@ -33,7 +33,7 @@ fn guest() -> Guest {
 
 fn device(g: &Guest, q: &MockSplitQueue<'_, GuestMemoryMmap>) -> Virtio9p {
     let irqs = Arc::clone(&g.irqs);
-    let irq = Arc::new(Interrupt::new(Box::new(move || {
+    let irq = Arc::new(Interrupt::new(Box::new(move |_| {
         irqs.fetch_add(1, Ordering::SeqCst);
     })));
     let mut dev = Virtio9p::new("hive", irq);
@@ -481,7 +481,7 @@ fn replies_for_unknown_tags_and_short_replies_are_errors_not_panics() {
 
 #[test]
 fn the_config_space_carries_the_mount_tag() {
-    let irq = Arc::new(Interrupt::new(Box::new(|| {})));
+    let irq = Arc::new(Interrupt::new(Box::new(|_| {})));
     let dev = Virtio9p::new("hive", irq);
     let mut cfg = [0xffu8; 8];
     dev.read_config(0, &mut cfg);

@@ -708,7 +708,7 @@ fn attach_virtio9p(
             NoDatamatch,
         )
         .map_err(kvm_step("registering the virtio-9p ack ioeventfd"))?;
-    let irq = Arc::new(Interrupt::new(Box::new(move || {
+    let irq = Arc::new(Interrupt::new(Box::new(move |_| {
         // A full eventfd counter still means "interrupt pending".
         let _ = irqfd.write(1);
     })));
