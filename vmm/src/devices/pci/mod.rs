@@ -13,6 +13,7 @@ pub mod bars;
 pub mod config;
 pub mod host_bridge;
 pub mod msi;
+pub mod msix;
 pub mod root;
 
 /// A device on the PCI bus, as its configuration space sees it.
