@@ -12,7 +12,7 @@ use coco_hive_config::HiveConfig;
 use coco_vmm::boot::image::{self, ImageSource};
 use coco_vmm::vm::builder::build_vm;
 use coco_vmm::vm::runner::{RunReport, block_stop_signals};
-use coco_vmm::vm::spec::{GuestKind, NinePSpec, VmSpec};
+use coco_vmm::vm::spec::{GuestKind, NinePSpec, NinePTransport, VmSpec};
 use coco_vmm::{bench, hive, host};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
@@ -121,6 +121,33 @@ struct BootArgs {
         requires = "ninep_fd"
     )]
     ninep_tag: String,
+    /// How the guest reaches the virtio-9p device: `auto` is virtio-pci (with
+    /// MSI-X) for Linux and virtio-mmio for coconut.
+    #[arg(long, value_enum, default_value = "auto", requires = "ninep_fd")]
+    ninep_transport: TransportArg,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum TransportArg {
+    /// By guest kind.
+    Auto,
+    /// A virtio-mmio window.
+    Mmio,
+    /// A virtio-pci function.
+    Pci,
+}
+
+/// The transport `arg` asks for, for a guest of `kind`. guest-kernel's
+/// driver speaks virtio-mmio only, so `pci` for a coconut guest is refused.
+fn ninep_transport(arg: TransportArg, kind: GuestKind) -> Result<NinePTransport> {
+    match (arg, kind) {
+        (TransportArg::Auto, k) => Ok(NinePTransport::default_for(k)),
+        (TransportArg::Mmio, _) => Ok(NinePTransport::Mmio),
+        (TransportArg::Pci, GuestKind::Linux) => Ok(NinePTransport::Pci),
+        (TransportArg::Pci, k) => {
+            bail!("--ninep-transport pci: {k} guests speak virtio-mmio only")
+        }
+    }
 }
 
 /// Takes ownership of an inherited descriptor named on the command line.
@@ -201,9 +228,11 @@ fn boot(args: BootArgs, origin: Instant) -> Result<u8> {
     let bridge = args.ninep_fd.map(inherited_fd).transpose()?;
     // Block stop signals before any thread exists so every thread inherits it.
     let signals = block_stop_signals().context("blocking stop signals")?;
+    let kind: GuestKind = args.kind.into();
+    let transport = ninep_transport(args.ninep_transport, kind)?;
     let spec = VmSpec {
         name: args.name,
-        kind: args.kind.into(),
+        kind,
         kernel: image::parse_arg(&args.kernel),
         initrd: args.initrd.as_deref().map(image::parse_arg),
         cmdline: args.cmdline,
@@ -214,6 +243,7 @@ fn boot(args: BootArgs, origin: Instant) -> Result<u8> {
         ninep: bridge.map(|fd| NinePSpec {
             bridge: Arc::new(fd),
             mount_tag: args.ninep_tag,
+            transport,
         }),
         vfio: args.vfio,
     };

@@ -182,6 +182,18 @@ impl<D: VirtioDevice> PciTransport<D> {
     /// `table_size` entries.
     pub fn new(device: D, irq: Arc<Interrupt>, table_size: u16) -> Self {
         let vectors = Arc::new(Vectors::new(device.queue_max_sizes().len()));
+        Self::with_vectors(device, irq, table_size, vectors)
+    }
+
+    /// The same with a vector assignment created beforehand (the interrupt
+    /// path needs it before the transport exists). `vectors` should have one
+    /// slot per queue; missing slots read as [`NO_VECTOR`].
+    pub fn with_vectors(
+        device: D,
+        irq: Arc<Interrupt>,
+        table_size: u16,
+        vectors: Arc<Vectors>,
+    ) -> Self {
         PciTransport {
             core: VirtioCore::new(device, irq),
             vectors,

@@ -16,7 +16,10 @@
 //! no RSDT field.
 
 use acpi_tables::Aml;
-use acpi_tables::aml::{Device, EISAName, IO, Interrupt, Memory32Fixed, Name, ResourceTemplate};
+use acpi_tables::aml::{
+    AddressSpace, AddressSpaceCacheable, Device, EISAName, IO, Interrupt, Memory32Fixed, Name,
+    ResourceTemplate,
+};
 use acpi_tables::fadt::{FADTBuilder, Flags};
 use acpi_tables::sdt::Sdt;
 
@@ -142,11 +145,57 @@ fn virtio_aml(index: usize, window: &VirtioWindow) -> Vec<u8> {
     aml
 }
 
-fn dsdt(virtio: &[VirtioWindow]) -> Vec<u8> {
+/// The PCI host bridge's resources: bus 0 only, and the memory window the
+/// VMM places BARs in (`start..=end`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PciWindow {
+    /// First address of the BAR window.
+    pub start: u32,
+    /// Last address of the BAR window (inclusive).
+    pub end: u32,
+}
+
+/// AML of `\_SB_.PCI0`: a `PNP0A03` root bridge with bus 0, the
+/// configuration ports 0xCF8..0xCFF and the BAR window. Linux scans a PCI
+/// root only when ACPI describes one (and then keeps BARs that lie in its
+/// window as they are); guest-kernel probes mechanism #1 directly.
+fn pci_host_aml(window: &PciWindow) -> Vec<u8> {
+    let mut aml = Vec::new();
+    Device::new(
+        "_SB_.PCI0".into(),
+        vec![
+            &Name::new("_HID".into(), &EISAName::new("PNP0A03")),
+            &Name::new("_UID".into(), &0u32),
+            &Name::new("_SEG".into(), &0u32),
+            &Name::new("_BBN".into(), &0u32),
+            &Name::new(
+                "_CRS".into(),
+                &ResourceTemplate::new(vec![
+                    &AddressSpace::new_bus_number(0u16, 0u16),
+                    &IO::new(0xcf8, 0xcf8, 1, 8),
+                    &AddressSpace::new_memory(
+                        AddressSpaceCacheable::NotCacheable,
+                        true,
+                        window.start,
+                        window.end,
+                        None,
+                    ),
+                ]),
+            ),
+        ],
+    )
+    .to_aml_bytes(&mut aml);
+    aml
+}
+
+fn dsdt(virtio: &[VirtioWindow], pci: Option<&PciWindow>) -> Vec<u8> {
     let mut t = table(b"DSDT", 2);
     t.append_slice(&com1_aml());
     for (i, w) in virtio.iter().enumerate() {
         t.append_slice(&virtio_aml(i, w));
+    }
+    if let Some(w) = pci {
+        t.append_slice(&pci_host_aml(w));
     }
     t.update_checksum();
     t.as_slice().to_vec()
@@ -219,12 +268,17 @@ fn rsdp(rsdt_addr: u64, xsdt_addr: u64) -> [u8; RSDP_LEN] {
 
 /// Builds every table for a machine with `vcpus` processors and no virtio devices.
 pub fn build(vcpus: u8) -> Result<AcpiTables, AcpiError> {
-    build_with(vcpus, &[])
+    build_with(vcpus, &[], None)
 }
 
 /// Builds every table for a machine with `vcpus` processors whose DSDT
-/// announces the `virtio` windows.
-pub fn build_with(vcpus: u8, virtio: &[VirtioWindow]) -> Result<AcpiTables, AcpiError> {
+/// announces the `virtio` windows and, when the machine has a PCI bus, its
+/// host bridge.
+pub fn build_with(
+    vcpus: u8,
+    virtio: &[VirtioWindow],
+    pci: Option<PciWindow>,
+) -> Result<AcpiTables, AcpiError> {
     if vcpus == 0 {
         return Err(AcpiError::NoVcpus);
     }
@@ -236,7 +290,7 @@ pub fn build_with(vcpus: u8, virtio: &[VirtioWindow]) -> Result<AcpiTables, Acpi
         blob.resize(align16(blob.len()), 0);
         ACPI_START + at as u64
     };
-    let dsdt_addr = place(&dsdt(virtio), &mut blob);
+    let dsdt_addr = place(&dsdt(virtio, pci.as_ref()), &mut blob);
     let fadt_addr = place(&fadt(dsdt_addr), &mut blob);
     let madt_addr = place(&madt(vcpus), &mut blob);
     let entries = [fadt_addr, madt_addr];
@@ -319,7 +373,7 @@ mod tests {
                 gsi: 6,
             },
         ];
-        let blob = build_with(1, &windows).unwrap().bytes;
+        let blob = build_with(1, &windows, None).unwrap().bytes;
         let fadt = table_at(&blob, u64_at(table_at(&blob, u64_at(&blob, 24)), 36));
         let dsdt = table_at(&blob, u64_at(fadt, 140));
         let body = &dsdt[36..];
@@ -352,6 +406,38 @@ mod tests {
         // And no virtio device without windows.
         let plain = build(1).unwrap().bytes;
         assert!(!plain.windows(8).any(|w| w == b"LNRO0005"));
+    }
+
+    fn dsdt_body(blob: &[u8]) -> Vec<u8> {
+        let fadt = table_at(blob, u64_at(table_at(blob, u64_at(blob, 24)), 36));
+        table_at(blob, u64_at(fadt, 140))[36..].to_vec()
+    }
+
+    #[test]
+    fn a_pci_bus_is_described_as_a_pnp0a03_root_with_its_ports_and_bar_window() {
+        let window = PciWindow {
+            start: 0xe000_0000,
+            end: 0xfebf_ffff,
+        };
+        let body = dsdt_body(&build_with(1, &[], Some(window)).unwrap().bytes);
+        let has = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+        assert!(has(b"PCI0"));
+        // _HID EisaId("PNP0A03").
+        assert!(has(&[0x0c, 0x41, 0xd0, 0x0a, 0x03]));
+        // Word bus number descriptor: bus 0..=0, length 1.
+        assert!(has(&[
+            0x88, 0x0d, 0x00, 0x02, 0x0c, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+            0x01, 0x00
+        ]));
+        // IO descriptor: decode16, 0xcf8..0xcf8, 8 ports.
+        assert!(has(&[0x47, 0x01, 0xf8, 0x0c, 0xf8, 0x0c, 0x01, 0x08]));
+        // DWord memory descriptor: read-write, min 0xe0000000, max 0xfebfffff.
+        assert!(has(&[
+            0x87, 0x17, 0x00, 0x00, 0x0c, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xe0,
+            0xff, 0xff, 0xbf, 0xfe
+        ]));
+        let none = dsdt_body(&build(1).unwrap().bytes);
+        assert!(!none.windows(4).any(|w| w == b"PCI0"), "no bus, no root");
     }
 
     #[test]

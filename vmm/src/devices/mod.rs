@@ -15,3 +15,4 @@ pub mod pci;
 pub mod serial;
 pub mod vfio;
 pub mod virtio9p;
+pub mod virtio_pci;

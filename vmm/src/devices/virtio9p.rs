@@ -27,6 +27,9 @@ use std::time::{Duration, Instant};
 
 use coco_virtio9p::mmio::{MmioTransport, reg};
 use coco_virtio9p::{Interrupt, MmioEvent, Virtio9p};
+
+use crate::devices::pci::PciDevice;
+use crate::devices::virtio_pci::PciFunction;
 use event_manager::{EventOps, EventSet, Events, MutEventSubscriber};
 use secure9p::errno;
 use secure9p::limits::{HEADER_LEN, MAX_MSIZE};
@@ -37,11 +40,43 @@ use vmm_sys_util::eventfd::EventFd;
 
 use crate::devices::bus::BusDevice;
 
+/// How the guest reaches the device.
+#[derive(Debug)]
+enum Transport {
+    /// A virtio-mmio window (guest-kernel; Linux through the DSDT).
+    Mmio(Box<MmioTransport<Virtio9p>>),
+    /// A virtio-pci function with MSI-X (Linux).
+    Pci(Box<PciFunction>),
+}
+
+impl Transport {
+    fn is_active(&self) -> bool {
+        match self {
+            Transport::Mmio(t) => t.is_active(),
+            Transport::Pci(f) => f.transport().is_active(),
+        }
+    }
+
+    fn device(&self) -> &Virtio9p {
+        match self {
+            Transport::Mmio(t) => t.device(),
+            Transport::Pci(f) => f.transport().device(),
+        }
+    }
+
+    fn device_mut(&mut self) -> &mut Virtio9p {
+        match self {
+            Transport::Mmio(t) => t.device_mut(),
+            Transport::Pci(f) => f.transport_mut().device_mut(),
+        }
+    }
+}
+
 /// The device, shared by the MMIO bus (vCPU threads) and the event loop.
 #[derive(Debug)]
 pub struct NinePDevice {
     guest: String,
-    transport: MmioTransport<Virtio9p>,
+    transport: Transport,
     memory: GuestMemoryMmap,
     bridge: Option<UnixStream>,
     round_trips: RoundTrips,
@@ -119,7 +154,8 @@ fn lerror(tag: u16, ecode: u32) -> Vec<u8> {
 }
 
 impl NinePDevice {
-    /// A device for `guest` exporting `mount_tag`, raising `irq`, forwarding to `bridge`.
+    /// A virtio-mmio device for `guest` exporting `mount_tag`, raising `irq`,
+    /// forwarding to `bridge`.
     pub fn new(
         guest: &str,
         mount_tag: &str,
@@ -127,9 +163,32 @@ impl NinePDevice {
         irq: Arc<Interrupt>,
         bridge: UnixStream,
     ) -> Self {
+        let transport = Transport::Mmio(Box::new(MmioTransport::new(
+            Virtio9p::new(mount_tag, irq.clone()),
+            irq,
+        )));
+        Self::with_transport(guest, transport, memory, bridge)
+    }
+
+    /// The same device as a PCI function (`function` wraps the device).
+    pub fn pci(
+        guest: &str,
+        function: PciFunction,
+        memory: GuestMemoryMmap,
+        bridge: UnixStream,
+    ) -> Self {
+        Self::with_transport(guest, Transport::Pci(Box::new(function)), memory, bridge)
+    }
+
+    fn with_transport(
+        guest: &str,
+        transport: Transport,
+        memory: GuestMemoryMmap,
+        bridge: UnixStream,
+    ) -> Self {
         NinePDevice {
             guest: guest.to_string(),
-            transport: MmioTransport::new(Virtio9p::new(mount_tag, irq.clone()), irq),
+            transport,
             memory,
             bridge: Some(bridge),
             round_trips: RoundTrips::default(),
@@ -195,11 +254,18 @@ impl NinePDevice {
 
 impl BusDevice for NinePDevice {
     fn read(&mut self, offset: u64, data: &mut [u8]) {
-        self.transport.read(offset, data);
+        match &mut self.transport {
+            Transport::Mmio(t) => t.read(offset, data),
+            Transport::Pci(f) => f.bar_read(offset, data),
+        }
     }
 
     fn write(&mut self, offset: u64, data: &[u8]) {
-        match self.transport.write(&self.memory, offset, data) {
+        let event = match &mut self.transport {
+            Transport::Mmio(t) => t.write(&self.memory, offset, data),
+            Transport::Pci(f) => f.bar_write(&self.memory, offset, data),
+        };
+        match event {
             // Without an ioeventfd (or for a guest that writes the register
             // with an access size KVM does not match) the notify lands here.
             MmioEvent::Notify(_) => self.pump(),
@@ -212,12 +278,27 @@ impl BusDevice for NinePDevice {
     }
 }
 
+impl PciDevice for NinePDevice {
+    fn config_read(&mut self, reg: usize) -> u32 {
+        match &self.transport {
+            Transport::Pci(f) => f.config_read(reg),
+            Transport::Mmio(_) => u32::MAX,
+        }
+    }
+
+    fn config_write(&mut self, offset: usize, data: &[u8]) {
+        if let Transport::Pci(f) = &mut self.transport {
+            f.config_write(offset, data);
+        }
+    }
+}
+
 /// Event-loop side: the notify and ack ioeventfds and the bridge socket.
 #[derive(Debug)]
 pub struct NinePEvents {
     device: Arc<Mutex<NinePDevice>>,
     notify: EventFd,
-    ack: EventFd,
+    ack: Option<EventFd>,
     irq: Arc<Interrupt>,
     reader: Option<UnixStream>,
     buf: Vec<u8>,
@@ -225,12 +306,13 @@ pub struct NinePEvents {
 
 impl NinePEvents {
     /// Events for `device`: `notify` is the ioeventfd on `QueueNotify`,
-    /// `ack` the one on `InterruptACK` (see [`Interrupt::posted_ack`]),
+    /// `ack` the one on virtio-mmio's `InterruptACK` (see
+    /// [`Interrupt::posted_ack`]; virtio-pci has none),
     /// `irq` the device's interrupt, `reader` a clone of the bridge socket.
     pub fn new(
         device: Arc<Mutex<NinePDevice>>,
         notify: EventFd,
-        ack: EventFd,
+        ack: Option<EventFd>,
         irq: Arc<Interrupt>,
         reader: UnixStream,
     ) -> Self {
@@ -302,7 +384,9 @@ impl MutEventSubscriber for NinePEvents {
                 }
             }
             ACK => {
-                let _ = self.ack.read();
+                if let Some(ack) = &self.ack {
+                    let _ = ack.read();
+                }
                 self.irq.posted_ack();
             }
             BRIDGE => {
@@ -324,7 +408,9 @@ impl MutEventSubscriber for NinePEvents {
         if let Err(e) = ops.add(Events::with_data(&self.notify, NOTIFY, EventSet::IN)) {
             warn!("virtio-9p: cannot watch the notify eventfd: {e:?}");
         }
-        if let Err(e) = ops.add(Events::with_data(&self.ack, ACK, EventSet::IN)) {
+        if let Some(ack) = &self.ack
+            && let Err(e) = ops.add(Events::with_data(ack, ACK, EventSet::IN))
+        {
             warn!("virtio-9p: cannot watch the ack eventfd: {e:?}");
         }
         if let Some(reader) = &self.reader

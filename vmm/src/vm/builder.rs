@@ -4,6 +4,7 @@
 //! variant that says which step failed; nothing here panics on user input.
 
 use std::fs::{File, OpenOptions};
+use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -17,7 +18,7 @@ use tracing::{debug, info};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 use vmm_sys_util::eventfd::EventFd;
 
-use crate::arch::acpi::{self, AcpiError, AcpiTables, VirtioWindow};
+use crate::arch::acpi::{self, AcpiError, AcpiTables, PciWindow, VirtioWindow};
 use crate::arch::cpuid::{self, CpuidPolicy};
 use crate::arch::layout::{
     BOOT_GDT, BOOT_PML4, KVM_IDENTITY_MAP, KVM_TSS, LayoutError, MIB, MemoryLayout,
@@ -32,19 +33,22 @@ use crate::devices::bus::{Bus, BusError};
 use crate::devices::debug_exit::DebugExit;
 use crate::devices::i8042::I8042;
 use crate::devices::ignored::Ignored;
-use crate::devices::pci::bars::BarAllocator;
+use crate::devices::pci::bars::{BarAllocator, PCI_MMIO_END, PCI_MMIO_START};
 use crate::devices::pci::host_bridge::HostBridge;
+use crate::devices::pci::msix::{KvmVectors, MsixTable};
 use crate::devices::pci::root::{CONFIG_ADDRESS_PORT, CONFIG_PORTS_LEN, PciRoot, PlugError};
 use crate::devices::serial::{Console, IrqTrigger, SerialDevice};
 use crate::devices::vfio::VfioError;
 use crate::devices::vfio::host::parse_device_arg;
 use crate::devices::vfio::passthrough::{AttachContext, VfioPci};
+use crate::devices::virtio_pci::{self, PciFunction};
 use crate::devices::virtio9p::{self, NinePDevice, NinePEvents};
 use crate::kvm_flavour::KvmFlavour;
 use crate::vm::control::VmControl;
 use crate::vm::irq_routes::GsiRoutes;
-use crate::vm::spec::{GuestKind, NinePSpec, VmSpec};
-use coco_virtio9p::Interrupt;
+use crate::vm::spec::{GuestKind, NinePSpec, NinePTransport, VmSpec};
+use coco_virtio9p::pci::{Vectors, layout as pci_layout};
+use coco_virtio9p::{Interrupt, Virtio9p};
 
 /// GSI of COM1.
 pub const COM1_GSI: u32 = 4;
@@ -163,10 +167,12 @@ pub struct Vm {
     pub(crate) subscribers: Vec<Arc<Mutex<NinePEvents>>>,
 }
 
-/// The virtio-mmio windows a spec gets, in order (today: the 9P device only).
+/// The virtio-mmio windows a spec gets, in order (today: the 9P device,
+/// when it is not a PCI function).
 pub fn virtio_windows(spec: &VmSpec) -> Vec<VirtioWindow> {
     spec.ninep
         .iter()
+        .filter(|n| n.transport == NinePTransport::Mmio)
         .enumerate()
         .map(|(i, _)| VirtioWindow {
             base: (VIRTIO_MMIO_BASE + i as u64 * VIRTIO_MMIO_SIZE) as u32,
@@ -238,12 +244,19 @@ fn register_memory(vm_fd: &VmFd, memory: &GuestMemoryMmap) -> Result<(), BuildEr
     Ok(())
 }
 
+/// The PCI host bridge's window for the DSDT, when the machine has a bus.
+fn pci_window(spec: &VmSpec) -> Option<PciWindow> {
+    spec.has_pci_bus().then_some(PciWindow {
+        start: PCI_MMIO_START as u32,
+        end: (PCI_MMIO_END - 1) as u32,
+    })
+}
+
 fn write_platform_tables(
     memory: &GuestMemoryMmap,
-    vcpus: u8,
-    virtio: &[VirtioWindow],
+    spec: &VmSpec,
 ) -> Result<AcpiTables, BuildError> {
-    let tables = acpi::build_with(vcpus, virtio)?;
+    let tables = acpi::build_with(spec.vcpus, &virtio_windows(spec), pci_window(spec))?;
     memory
         .write_slice(&tables.bytes, GuestAddress(AcpiTables::base()))
         .map_err(|e| BuildError::Memory(format!("writing ACPI tables: {e}")))?;
@@ -337,16 +350,18 @@ fn create_devices(
     })
 }
 
-/// The PCI bus, when the spec passes devices through: the host bridge at
-/// 00:00.0, then each VFIO device in the order given (00:01.0, ...).
+/// The PCI bus, when the spec has one ([`VmSpec::has_pci_bus`]): the host
+/// bridge at 00:00.0, then each VFIO device in the order given (00:01.0,
+/// ...), then the virtio-9p function if it is one (whose event source is
+/// returned).
 fn attach_pci(
     spec: &VmSpec,
     vm_fd: &Arc<VmFd>,
     memory: &GuestMemoryMmap,
     devices: &mut Devices,
-) -> Result<(), BuildError> {
-    if spec.vfio.is_empty() {
-        return Ok(());
+) -> Result<Option<Arc<Mutex<NinePEvents>>>, BuildError> {
+    if !spec.has_pci_bus() {
+        return Ok(None);
     }
     let mut root = PciRoot::default();
     root.plug(0, Arc::new(Mutex::new(HostBridge::default())))?;
@@ -376,13 +391,120 @@ fn attach_pci(
         let slot = root.plug_next(Arc::new(Mutex::new(device)))?;
         info!(guest = %spec.name, "PCI 00:{slot:02x}.0: VFIO {bdf}");
     }
+    let ninep = match &spec.ninep {
+        Some(n) if n.transport == NinePTransport::Pci => Some(attach_virtio9p_pci(
+            spec,
+            n,
+            vm_fd,
+            memory,
+            PciParts {
+                root: &mut root,
+                routes: &routes,
+                bars: &mut bars,
+                mmio: &mut devices.mmio,
+            },
+        )?),
+        _ => None,
+    };
     devices.pio.insert(
         CONFIG_ADDRESS_PORT,
         CONFIG_PORTS_LEN,
         "pci-config",
         Arc::new(Mutex::new(root)),
     )?;
-    Ok(())
+    Ok(ninep)
+}
+
+/// The bus pieces a PCI function is attached with.
+struct PciParts<'a> {
+    root: &'a mut PciRoot,
+    routes: &'a Arc<GsiRoutes>,
+    bars: &'a mut BarAllocator,
+    mmio: &'a mut Bus,
+}
+
+/// The bridge socket a 9P device forwards on, and a clone the event loop
+/// reads replies from.
+fn open_bridge(ninep: &NinePSpec) -> Result<(UnixStream, UnixStream), BuildError> {
+    let io = |what: &'static str| {
+        move |source| BuildError::Io {
+            what: format!("virtio-9p: {what}"),
+            source,
+        }
+    };
+    let bridge = ninep
+        .bridge
+        .try_clone()
+        .and_then(virtio9p::bridge_from_fd)
+        .map_err(io("the bridge descriptor"))?;
+    let reader = bridge
+        .try_clone()
+        .map_err(io("cloning the bridge socket"))?;
+    Ok((bridge, reader))
+}
+
+/// The virtio-9p step for a PCI function: BAR 0 placed in the PCI window,
+/// two MSI-X vectors (GSIs with irqfds), the notify address as an ioeventfd,
+/// the function on the next free slot.
+fn attach_virtio9p_pci(
+    spec: &VmSpec,
+    ninep: &NinePSpec,
+    vm_fd: &VmFd,
+    memory: &GuestMemoryMmap,
+    parts: PciParts<'_>,
+) -> Result<Arc<Mutex<NinePEvents>>, BuildError> {
+    let (bridge, reader) = open_bridge(ninep)?;
+    let bar = parts
+        .bars
+        .alloc(pci_layout::BAR_SIZE)
+        .map_err(|e| BuildError::Memory(format!("virtio-9p BAR: {e}")))?;
+    let sink = KvmVectors::new(parts.routes.clone(), virtio_pci::MSIX_VECTORS)
+        .map_err(|e| BuildError::Memory(format!("virtio-9p MSI-X: {e}")))?;
+    let msix = Arc::new(Mutex::new(MsixTable::new(
+        virtio_pci::MSIX_VECTORS,
+        Arc::new(sink),
+    )));
+    let vectors = Arc::new(Vectors::new(1));
+    let irq = Arc::new(Interrupt::new(virtio_pci::signal(
+        vectors.clone(),
+        msix.clone(),
+    )));
+    let function = PciFunction::new(
+        Virtio9p::new(&ninep.mount_tag, irq.clone()),
+        irq.clone(),
+        vectors,
+        msix,
+        bar,
+    );
+    let device = Arc::new(Mutex::new(NinePDevice::pci(
+        &spec.name,
+        function,
+        memory.clone(),
+        bridge,
+    )));
+    parts
+        .mmio
+        .insert(bar, pci_layout::BAR_SIZE, "virtio-9p-pci", device.clone())?;
+    let notify = EventFd::new(libc::EFD_NONBLOCK).map_err(|source| BuildError::Io {
+        what: "virtio-9p: creating the ioeventfd".into(),
+        source,
+    })?;
+    vm_fd
+        .register_ioevent(
+            &notify,
+            &IoEventAddress::Mmio(bar + pci_layout::NOTIFY),
+            NoDatamatch,
+        )
+        .map_err(kvm_step("registering the virtio-9p ioeventfd"))?;
+    let slot = parts.root.plug_next(device.clone())?;
+    info!(
+        guest = %spec.name,
+        "PCI 00:{slot:02x}.0: virtio-9p, BAR 0 at {bar:#x}, MSI-X, mount tag {:?}",
+        ninep.mount_tag
+    );
+    Ok(Arc::new(Mutex::new(NinePEvents::new(
+        device, notify, None, irq, reader,
+    ))))
 }
 
 /// LAPIC LVT LINT0 as ExtINT and LINT1 as NMI, as PC firmware leaves them,
@@ -522,7 +644,7 @@ fn load_linux(
         )?),
         None => None,
     };
-    write_platform_tables(memory, spec.vcpus, &virtio_windows(spec))?;
+    write_platform_tables(memory, spec)?;
     let zero_page = linux::write_boot_info(
         memory,
         &loaded.header,
@@ -603,7 +725,7 @@ pub fn build_vm(spec: &VmSpec, origin: Instant) -> Result<Vm, BuildError> {
     } else {
         let kernel_info = pvh::load_kernel(&memory, &layout, &mut kernel)?;
         let placed = pvh::place_modules(&memory, &layout, kernel_info.end, &mut modules)?;
-        write_platform_tables(&memory, spec.vcpus, &virtio_windows(spec))?;
+        write_platform_tables(&memory, spec)?;
         let start_info = pvh::write_boot_info(
             &memory,
             &cmdline,
@@ -628,8 +750,8 @@ pub fn build_vm(spec: &VmSpec, origin: Instant) -> Result<Vm, BuildError> {
         source,
     })?);
     let mut devices = create_devices(spec, &vm_fd, &control, origin)?;
-    attach_pci(spec, &vm_fd, &memory, &mut devices)?;
     let mut subscribers = Vec::new();
+    subscribers.extend(attach_pci(spec, &vm_fd, &memory, &mut devices)?);
     if let (Some(ninep), Some(window)) = (&spec.ninep, virtio_windows(spec).first()) {
         subscribers.push(attach_virtio9p(
             spec,
@@ -677,14 +799,7 @@ fn attach_virtio9p(
         let what = format!("virtio-9p: {what}");
         move |source| BuildError::Io { what, source }
     };
-    let bridge = ninep
-        .bridge
-        .try_clone()
-        .and_then(virtio9p::bridge_from_fd)
-        .map_err(io("the bridge descriptor"))?;
-    let reader = bridge
-        .try_clone()
-        .map_err(io("cloning the bridge socket"))?;
+    let (bridge, reader) = open_bridge(ninep)?;
     let irqfd = EventFd::new(libc::EFD_NONBLOCK).map_err(io("creating the irqfd"))?;
     vm_fd
         .register_irqfd(&irqfd, window.gsi)
@@ -727,7 +842,11 @@ fn attach_virtio9p(
         ninep.mount_tag
     );
     Ok(Arc::new(Mutex::new(NinePEvents::new(
-        device, notify, ack, irq, reader,
+        device,
+        notify,
+        Some(ack),
+        irq,
+        reader,
     ))))
 }
 

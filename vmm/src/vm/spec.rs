@@ -32,7 +32,7 @@ pub struct VmSpec {
     /// Echo console lines to stdout.
     pub echo_console: bool,
     /// Host PCI devices to pass through with VFIO (sysfs paths or PCI
-    /// addresses); a PCI bus is added only when this is not empty.
+    /// addresses); see [`VmSpec::has_pci_bus`].
     pub vfio: Vec<String>,
     /// The virtio-9p device and its bridge to the supervisor, if any.
     pub ninep: Option<NinePSpec>,
@@ -46,4 +46,40 @@ pub struct NinePSpec {
     pub bridge: Arc<OwnedFd>,
     /// The tag a guest mounts (`mount -t 9p <tag> ...`).
     pub mount_tag: String,
+    /// How the guest reaches the device.
+    pub transport: NinePTransport,
+}
+
+/// How a guest reaches its virtio-9p device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NinePTransport {
+    /// A virtio-mmio window (announced in the DSDT and, for guest-kernel,
+    /// on the command line).
+    Mmio,
+    /// A virtio-pci function with MSI-X on the VMM's PCI bus: the driver's
+    /// interrupt handler touches no register (Linux).
+    Pci,
+}
+
+impl NinePTransport {
+    /// The default for a guest kind: virtio-pci for Linux, virtio-mmio for
+    /// coconut (guest-kernel's driver speaks virtio-mmio only).
+    pub fn default_for(kind: GuestKind) -> Self {
+        match kind {
+            GuestKind::Linux => NinePTransport::Pci,
+            _ => NinePTransport::Mmio,
+        }
+    }
+}
+
+impl VmSpec {
+    /// The machine has a PCI bus: a device is passed through or the 9P
+    /// device is a PCI function.
+    pub fn has_pci_bus(&self) -> bool {
+        !self.vfio.is_empty()
+            || self
+                .ninep
+                .as_ref()
+                .is_some_and(|n| n.transport == NinePTransport::Pci)
+    }
 }
