@@ -301,7 +301,10 @@ pub struct NinePEvents {
     ack: Option<EventFd>,
     irq: Arc<Interrupt>,
     reader: Option<UnixStream>,
+    /// Bytes read from the bridge; `buf[..filled]` holds what is not yet
+    /// delivered.
     buf: Vec<u8>,
+    filled: usize,
 }
 
 impl NinePEvents {
@@ -322,7 +325,8 @@ impl NinePEvents {
             ack,
             irq,
             reader: Some(reader),
-            buf: Vec::with_capacity(2 * MAX_MSIZE as usize),
+            buf: vec![0; 2 * MAX_MSIZE as usize],
+            filled: 0,
         }
     }
 
@@ -333,22 +337,25 @@ impl NinePEvents {
         let Some(reader) = self.reader.as_mut() else {
             return false;
         };
-        // Read straight into the buffer's tail, room for a whole largest
-        // reply: one read per reply in the common case.
-        let have = self.buf.len();
-        self.buf.resize(have + MAX_MSIZE as usize, 0);
-        let got = match self.buf.get_mut(have..) {
-            Some(tail) => reader.read(tail),
-            None => Ok(0),
+        // Read straight into the buffer's free tail. The buffer is allocated
+        // (and zeroed) once: two largest frames, so a whole reply always fits
+        // behind a partial one.
+        let got = match self.buf.get_mut(self.filled..) {
+            Some(tail) if !tail.is_empty() => reader.read(tail),
+            _ => return false,
         };
         let n = match got {
             Ok(0) | Err(_) => return false,
             Ok(n) => n,
         };
-        self.buf.truncate(have + n);
+        self.filled += n;
         let mut start = 0;
         let alive = loop {
-            let Some(&[a, b, c, d]) = self.buf.get(start..start + 4) else {
+            let Some(&[a, b, c, d]) = self
+                .buf
+                .get(start..start + 4)
+                .filter(|_| start + 4 <= self.filled)
+            else {
                 break true;
             };
             let size = u32::from_le_bytes([a, b, c, d]) as usize;
@@ -356,15 +363,20 @@ impl NinePEvents {
                 // The supervisor never sends this; treat the bridge as broken.
                 break false;
             }
-            let Some(frame) = self.buf.get(start..start + size) else {
+            if start + size > self.filled {
                 break true;
+            }
+            let Some(frame) = self.buf.get(start..start + size) else {
+                break false;
             };
             if let Ok(mut dev) = self.device.lock() {
                 dev.deliver(frame);
             }
             start += size;
         };
-        self.buf.drain(..start);
+        // Keep the partial frame (usually nothing) at the front.
+        self.buf.copy_within(start..self.filled, 0);
+        self.filled -= start;
         alive
     }
 }
@@ -495,7 +507,52 @@ fn describe_frame(frame: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::describe_frame;
+    use super::*;
+
+    fn events() -> (NinePEvents, UnixStream) {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let memory =
+            GuestMemoryMmap::from_ranges(&[(vm_memory::GuestAddress(0), 1 << 16)]).unwrap();
+        let irq = Arc::new(Interrupt::new(Box::new(|_| {})));
+        let device = NinePDevice::new("t", "hive", memory, irq.clone(), ours.try_clone().unwrap());
+        let notify = EventFd::new(libc::EFD_NONBLOCK).unwrap();
+        let ev = NinePEvents::new(Arc::new(Mutex::new(device)), notify, None, irq, ours);
+        (ev, theirs)
+    }
+
+    fn rclunk(tag: u16) -> Vec<u8> {
+        let mut f = vec![7, 0, 0, 0, 121];
+        f.extend_from_slice(&tag.to_le_bytes());
+        f
+    }
+
+    #[test]
+    fn replies_split_across_reads_are_reassembled_and_consumed() {
+        let (mut ev, mut theirs) = events();
+        let mut two = rclunk(1);
+        two.extend(rclunk(2));
+        // One and a half frames, then the rest.
+        theirs.write_all(&two[..10]).unwrap();
+        assert!(ev.read_replies());
+        assert_eq!(ev.filled, 3, "the partial second frame is kept");
+        theirs.write_all(&two[10..]).unwrap();
+        assert!(ev.read_replies());
+        assert_eq!(ev.filled, 0);
+        // A largest-size reply after a partial header still fits.
+        theirs.write_all(&[0xff, 0xff]).unwrap();
+        assert!(ev.read_replies());
+        assert_eq!(ev.filled, 2);
+    }
+
+    #[test]
+    fn an_impossible_size_or_a_closed_bridge_ends_the_reader() {
+        let (mut ev, mut theirs) = events();
+        theirs.write_all(&[3, 0, 0, 0]).unwrap();
+        assert!(!ev.read_replies(), "a frame shorter than a header");
+        let (mut ev, theirs) = events();
+        drop(theirs);
+        assert!(!ev.read_replies(), "end of stream");
+    }
 
     #[test]
     fn frames_are_described_by_their_fixed_fields() {
