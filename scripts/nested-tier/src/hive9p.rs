@@ -34,7 +34,8 @@ pub const L2_HIVE_INIT: &str = r#"#!/bin/busybox sh
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t proc proc /proc
 mount -t devtmpfs dev /dev
-mkdir -p /mnt /tmp
+mkdir -p /mnt /tmp /sys
+mount -t sysfs sys /sys
 M=/mnt
 T=$M/worker/worker-1/telemetry
 ok() { echo "L2-CHECK $1 ok${2:+ $2}"; }
@@ -55,6 +56,24 @@ if mount -t 9p -o trans=virtio,version=9p2000.L,msize=65536 hive $M 2>/tmp/err; 
 else
   bad mount "$(cat /tmp/err)"; sleep 1; reboot -f
 fi
+# Which transport carried the mount: a PCI function whose queue interrupt
+# is an MSI-X vector, or the DSDT's virtio-mmio window.
+want=$(sed -n 's/.*coco_transport=\([a-z]*\).*/\1/p' /proc/cmdline)
+dev=$(readlink -f /sys/bus/virtio/devices/virtio0)
+irq=$(grep virtio0 /proc/interrupts | tr -s ' ' | tr '\n' ' ')
+case "$want:$dev" in
+  pci:*/pci0000:00/*)
+    case "$irq" in
+      *MSI*virtio0-requests*) ok transport "pci, MSI-X: $dev" ;;
+      *) bad transport "pci without an MSI-X queue vector: $irq" ;;
+    esac ;;
+  mmio:*LNRO0005*)
+    case "$irq" in
+      *IO-APIC*virtio0*) ok transport "mmio: $dev" ;;
+      *) bad transport "mmio without its IO-APIC line: $irq" ;;
+    esac ;;
+  *) bad transport "wanted $want, device at $dev ($irq)" ;;
+esac
 roots=$(ls $M | tr '\n' ' ')
 case "$roots" in
   *proc*worker*) case "$roots" in *queen*|*log*) bad ls-root "queen or log visible: $roots" ;; *) ok ls-root "$roots" ;; esac ;;
@@ -123,10 +142,13 @@ echo "L2-REBOOT FAILED"
 "#;
 
 /// The inner test's script, run in `chroot /host` inside L1 with `$1` =
-/// coco-vmm, `$2` = cohsh, `$3` = the L2 kernel, `$4` = the L2 initramfs.
+/// coco-vmm, `$2` = cohsh, `$3` = the L2 kernel, `$4` = the L2 initramfs,
+/// `$5` = worker-1's `virtio_transport`, `$6` = the transport the guest must
+/// find (`pci` or `mmio`; passed on its command line for the `transport`
+/// check).
 /// It prints the hive's exit status (`HIVE-EXIT rc=N`), what the queen saw
 /// (`QUEEN saw ...`) and the audit journal's denials (`AUDIT ...`).
-pub const HIVE_SCRIPT: &str = r#"vmm=$1 cohsh=$2 kernel=$3 initrd=$4
+pub const HIVE_SCRIPT: &str = r#"vmm=$1 cohsh=$2 kernel=$3 initrd=$4 transport=$5 expect=$6
 state=/tmp/linux9p-hive
 rm -rf $state; mkdir -p $state
 cat > $state/hive.toml <<EOF
@@ -139,8 +161,9 @@ name = "worker-1"
 kind = "linux"
 kernel = "$kernel"
 initrd = "$initrd"
-cmdline = "console=ttyS0 panic=-1 reboot=k quiet"
+cmdline = "console=ttyS0 panic=-1 reboot=k quiet coco_transport=$expect"
 memory_mib = 256
+virtio_transport = "$transport"
 
 [[guest]]
 name = "worker-2"
@@ -196,6 +219,7 @@ exit $rc
 /// Checks whose `L2-CHECK <name> ok` line must appear.
 pub const L2_HIVE_CHECKS: &[&str] = &[
     "mount",
+    "transport",
     "ls-root",
     "proc-boot",
     "heartbeat",

@@ -163,6 +163,7 @@ pub fn all(bins: &Binaries) -> Vec<Tenant> {
         vfio_edu(bins),
         vfio_edu_trapped(bins),
         linux_mounts_hive(bins),
+        linux_mounts_hive_mmio(bins),
     ]
 }
 
@@ -340,11 +341,37 @@ fn check_linux_l2_boot(r: &InnerResult) -> Result<(), String> {
 }
 
 /// `linux-mounts-hive`: `coco-vmm run` with a Linux L2 guest `worker-1`
-/// that mounts the namespace over virtio-9p and runs [`hive9p`]'s checks,
-/// while `cohsh` in L1 attaches as the queen and waits for its heartbeat.
+/// that mounts the namespace over virtio-9p (virtio-pci with MSI-X, the
+/// default for Linux) and runs [`hive9p`]'s checks, while `cohsh` in L1
+/// attaches as the queen and waits for its heartbeat.
 pub fn linux_mounts_hive(bins: &Binaries) -> Tenant {
-    let name = "linux-mounts-hive";
-    let about = "coco-vmm run: a Linux L2 worker mounts the hive over virtio-9p (ls, cat, echo >>, tail -f + flush, denials); cohsh as queen sees its heartbeat";
+    linux_mounts_hive_over(
+        bins,
+        "linux-mounts-hive",
+        "coco-vmm run: a Linux L2 worker mounts the hive over virtio-9p-pci with MSI-X (ls, cat, echo >>, tail -f + flush, denials); cohsh as queen sees its heartbeat",
+        ("auto", "pci"),
+    )
+}
+
+/// `linux-mounts-hive-mmio`: the same over a virtio-mmio window
+/// (`virtio_transport = "mmio"`), which Linux finds in the DSDT.
+pub fn linux_mounts_hive_mmio(bins: &Binaries) -> Tenant {
+    linux_mounts_hive_over(
+        bins,
+        "linux-mounts-hive-mmio",
+        "the same checks with the Linux worker on a virtio-mmio window (LNRO0005 in the DSDT)",
+        ("mmio", "mmio"),
+    )
+}
+
+/// The hive tenant with worker-1's `virtio_transport` and the transport
+/// the guest must find.
+fn linux_mounts_hive_over(
+    bins: &Binaries,
+    name: &'static str,
+    about: &'static str,
+    (transport, expect): (&str, &str),
+) -> Tenant {
     let Some(l2) = &bins.l2_linux else {
         return not_staged(name, about);
     };
@@ -361,6 +388,8 @@ pub fn linux_mounts_hive(bins: &Binaries) -> Tenant {
                 arg(&bins.cohsh),
                 arg(&l2.kernel),
                 arg(&l2.hive_initrd),
+                transport.into(),
+                expect.into(),
             ],
             Duration::from_secs(300),
         )

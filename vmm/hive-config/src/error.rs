@@ -323,6 +323,13 @@ pub enum ErrorKind {
         /// What is wrong with it.
         reason: String,
     },
+
+    /// A `virtio_transport` the guest's kind cannot use.
+    #[error("{reason}")]
+    InvalidTransport {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
 }
 
 impl ErrorKind {

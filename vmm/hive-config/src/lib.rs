@@ -26,6 +26,7 @@
 //! vcpus = 1                       # optional, default 1
 //! role = "worker-heartbeat"       # optional, default "worker-heartbeat"
 //! autostart = true                # optional, default true
+//! virtio_transport = "auto"       # optional: auto (pci for linux, mmio for coconut), mmio, pci
 //! ```
 //!
 //! The document has exactly two top-level keys, the table `[hive]` (required) and the
@@ -54,6 +55,7 @@
 //! | `vcpus` | integer | no | `1` | Number of vCPUs, 1 to 254 (APIC ids are 8 bits; the IOAPIC takes the next id). |
 //! | `role` | string | no | `"worker-heartbeat"` | Control-plane role: `"queen"`, `"worker-heartbeat"` or `"worker-gpu"`. See [`Role`]. |
 //! | `autostart` | boolean | no | `true` | Boot the guest when the hive starts; `false` = only when a `spawn` asks for it. |
+//! | `virtio_transport` | string | no | `"auto"` | How the guest reaches its virtio-9p device: `"pci"` (virtio-pci with MSI-X), `"mmio"` (virtio-mmio), `"auto"` (pci for linux, mmio for coconut). `"pci"` on a coconut guest is an error. |
 //! | `vfio` | array of strings | no | `[]` | Host PCI devices to pass through with VFIO (`coco-vmm boot --vfio`): a PCI address (`"0000:01:00.0"`, `"01:00.0"`) or sysfs device path, optionally with `",no-mmap"`. At most 8, each 1 to 256 characters of `A-Za-z0-9:./,_-`. The device is checked when the guest boots, not here. |
 //!
 //! ## Names
@@ -80,7 +82,7 @@
 //! Display of a [`ConfigError`], one line per problem:
 //! ```text
 //! hive.toml:12:9: guest[1].vcpus: must be between 1 and 254, got 0
-//! hive.toml:14:1: unknown key `vcpu` in guest[1] (expected one of: name, kind, kernel, initrd, cmdline, memory_mib, vcpus, role, autostart, vfio)
+//! hive.toml:14:1: unknown key `vcpu` in guest[1] (expected one of: name, kind, kernel, initrd, cmdline, memory_mib, vcpus, role, autostart, virtio_transport, vfio)
 //! hive.toml:5:10: guest[0].kernel: file not found: /etc/coco/vmlinuz
 //! hive.toml:3:8: TOML syntax error: invalid basic string, expected `"`
 //! hive.toml: cannot read: No such file or directory
@@ -291,6 +293,9 @@ pub struct GuestConfig {
     pub role: Role,
     /// `autostart`: boot with the hive (default `true`); `false` = only on `spawn`.
     pub autostart: bool,
+    /// `virtio_transport`: how the guest reaches its virtio-9p device (default
+    /// [`VirtioTransport::Auto`]); `pci` for a coconut guest is an error.
+    pub virtio_transport: VirtioTransport,
     /// `vfio`: host PCI devices passed through with VFIO (default none), at most
     /// [`MAX_VFIO_DEVICES`]; given to `coco-vmm boot --vfio` as written.
     pub vfio: Vec<String>,
@@ -316,6 +321,7 @@ impl GuestConfig {
             role: Role::default(),
             vfio: Vec::new(),
             autostart: true,
+            virtio_transport: VirtioTransport::Auto,
             defined_at: None,
         }
     }
@@ -435,6 +441,22 @@ string_enum! {
     }
 }
 
+string_enum! {
+    /// `virtio_transport`: how the guest reaches its virtio-9p device. The default
+    /// [`VirtioTransport::Auto`] is virtio-pci for Linux guests and virtio-mmio for
+    /// coconut guests (whose driver speaks only virtio-mmio).
+    #[derive(Default)]
+    VirtioTransport, "virtio_transport" {
+        /// `"auto"`: by guest kind.
+        #[default]
+        Auto = "auto",
+        /// `"mmio"`: a virtio-mmio window (announced in the DSDT).
+        Mmio = "mmio",
+        /// `"pci"`: a virtio-pci function with MSI-X.
+        Pci = "pci",
+    }
+}
+
 /// Checks a hive or guest name: 1 to [`MAX_NAME_LEN`] characters of `a-z`, `0-9` and
 /// `-`, starting with a letter. Exposed so names arriving by other routes (a `spawn`
 /// request) follow the same rule.
@@ -503,6 +525,7 @@ mod ser {
             st.serialize_field("vcpus", &self.vcpus)?;
             st.serialize_field("role", &self.role)?;
             st.serialize_field("autostart", &self.autostart)?;
+            st.serialize_field("virtio_transport", self.virtio_transport.as_str())?;
             if !self.vfio.is_empty() {
                 st.serialize_field("vfio", &self.vfio)?;
             }

@@ -19,7 +19,8 @@ use crate::{
     BUILTIN_PREFIX, ConfigError, ConfigOrigin, DEFAULT_MEMORY_MIB, DEFAULT_VCPUS, GuestConfig,
     GuestKind, HiveConfig, ImageSource, Location, MAX_CMDLINE_BYTES, MAX_CONFIG_BYTES, MAX_GUESTS,
     MAX_MEMORY_MIB, MAX_REPORTED_ERRORS, MAX_TELEMETRY_RING_KIB, MAX_VCPUS, MAX_VFIO_BYTES,
-    MAX_VFIO_DEVICES, MIN_MEMORY_MIB, MIN_TELEMETRY_RING_KIB, MIN_VCPUS, Role, validate_name,
+    MAX_VFIO_DEVICES, MIN_MEMORY_MIB, MIN_TELEMETRY_RING_KIB, MIN_VCPUS, Role, VirtioTransport,
+    validate_name,
 };
 
 const TOP_KEYS: &[&str] = &["hive", "guest"];
@@ -34,6 +35,7 @@ const GUEST_KEYS: &[&str] = &[
     "vcpus",
     "role",
     "autostart",
+    "virtio_transport",
     "vfio",
 ];
 
@@ -386,6 +388,21 @@ impl Validator<'_> {
         });
         let role = get(table, "role").map(|v| self.word::<Role>(v, key_path(p, "role")));
         let autostart = get(table, "autostart").map(|v| self.boolean(v, key_path(p, "autostart")));
+        let virtio_transport = get(table, "virtio_transport").and_then(|v| {
+            let key = key_path(p, "virtio_transport");
+            let t = self.word::<VirtioTransport>(v, key.clone());
+            if t == Some(VirtioTransport::Pci) && kind.is_some_and(|k| k != GuestKind::Linux) {
+                self.err(
+                    v.span(),
+                    key,
+                    ErrorKind::InvalidTransport {
+                        reason: "\"pci\" needs kind = \"linux\" (coconut guests speak virtio-mmio only)",
+                    },
+                );
+                return Some(None);
+            }
+            Some(t)
+        });
         let vfio = get(table, "vfio").map(|v| self.vfio(v, key_path(p, "vfio")));
 
         if self.errors.len() != errors_before {
@@ -404,6 +421,7 @@ impl Validator<'_> {
             vcpus: vcpus.unwrap_or(Some(DEFAULT_VCPUS))?,
             role: role.unwrap_or(Some(Role::default()))?,
             autostart: autostart.unwrap_or(Some(true))?,
+            virtio_transport: virtio_transport.unwrap_or(Some(VirtioTransport::Auto))?,
             vfio: vfio.unwrap_or(Some(Vec::new()))?,
             defined_at: Some(locate(self.text, header.start)),
         })

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use coco_hive_config::{
     ConfigError, ConfigOrigin, DEFAULT_HIVE, ErrorKind, GuestConfig, GuestKind, HiveConfig,
-    ImageSource, Location, MAX_REPORTED_ERRORS, NameError, Role, validate_name,
+    ImageSource, Location, MAX_REPORTED_ERRORS, NameError, Role, VirtioTransport, validate_name,
 };
 
 const BUILTINS: &[&str] = &["guest-kernel", "ramdisk"];
@@ -273,7 +273,7 @@ fn unknown_guest_key() {
     assert_eq!(
         e.to_string(),
         "hive.toml:8:1: unknown key `vcpu` in guest[0] (expected one of: name, kind, kernel, \
-         initrd, cmdline, memory_mib, vcpus, role, autostart, vfio)"
+         initrd, cmdline, memory_mib, vcpus, role, autostart, virtio_transport, vfio)"
     );
     // Nested tables are unknown keys too, and odd keys are quoted in the key path.
     let e = err(&guest_with("\"a b\".c = 1"));
@@ -660,6 +660,35 @@ fn bad_vfio_lists() {
     let nine = format!("vfio = [{}]", ["\"01:00.0\""; 9].join(", "));
     let e = err(&guest_with(&nine));
     assert!(e.to_string().ends_with("at most 8 devices, got 9"), "{e}");
+}
+
+#[test]
+fn virtio_transport_defaults_to_auto_and_pci_needs_linux() {
+    assert_eq!(
+        parse(MIN).unwrap().guests[0].virtio_transport,
+        VirtioTransport::Auto
+    );
+    let mmio = parse(&guest_with("virtio_transport = \"mmio\"")).unwrap();
+    assert_eq!(mmio.guests[0].virtio_transport, VirtioTransport::Mmio);
+    let linux = MIN.replace("\"coconut\"", "\"linux\"");
+    let pci = parse(&format!("{linux}virtio_transport = \"pci\"\n")).unwrap();
+    assert_eq!(pci.guests[0].virtio_transport, VirtioTransport::Pci);
+    // MIN's guest is coconut: its driver speaks virtio-mmio only.
+    let e = err(&guest_with("virtio_transport = \"pci\""));
+    assert_at(&e, 8, 20, "guest[0].virtio_transport");
+    assert!(
+        matches!(e.kind(), ErrorKind::InvalidTransport { .. }),
+        "{e}"
+    );
+    let e = err(&guest_with("virtio_transport = \"usb\""));
+    assert_at(&e, 8, 20, "guest[0].virtio_transport");
+    assert!(
+        e.to_string()
+            .ends_with("unknown virtio_transport `usb` (expected one of: auto, mmio, pci)"),
+        "{e}"
+    );
+    let e = err(&guest_with("virtio_transport = 1"));
+    assert!(matches!(e.kind(), ErrorKind::WrongType { .. }), "{e}");
 }
 
 #[test]

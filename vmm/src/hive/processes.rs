@@ -112,7 +112,8 @@ impl Processes {
         let guest_end = bridge::open(factory, &guest.name, identity)?;
         let mut cmd = Command::new(&self.exe);
         cmd.args(boot_args(guest, &self.state))
-            .args(["--ninep-fd", "3", "--ninep-tag", MOUNT_TAG]);
+            .args(["--ninep-fd", "3", "--ninep-tag", MOUNT_TAG])
+            .args(["--ninep-transport", guest.virtio_transport.as_str()]);
         pass_as_fd3(&mut cmd, guest_end.as_raw_fd());
         let child = cmd.spawn()?;
         drop(guest_end);
