@@ -388,7 +388,7 @@ impl Validator<'_> {
         });
         let role = get(table, "role").map(|v| self.word::<Role>(v, key_path(p, "role")));
         let autostart = get(table, "autostart").map(|v| self.boolean(v, key_path(p, "autostart")));
-        let virtio_transport = get(table, "virtio_transport").and_then(|v| {
+        let virtio_transport = get(table, "virtio_transport").map(|v| {
             let key = key_path(p, "virtio_transport");
             let t = self.word::<VirtioTransport>(v, key.clone());
             if t == Some(VirtioTransport::Pci) && kind.is_some_and(|k| k != GuestKind::Linux) {
@@ -399,9 +399,9 @@ impl Validator<'_> {
                         reason: "\"pci\" needs kind = \"linux\" (coconut guests speak virtio-mmio only)",
                     },
                 );
-                return Some(None);
+                return None;
             }
-            Some(t)
+            t
         });
         let vfio = get(table, "vfio").map(|v| self.vfio(v, key_path(p, "vfio")));
 

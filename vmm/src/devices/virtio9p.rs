@@ -79,7 +79,7 @@ pub struct NinePDevice {
     transport: Transport,
     memory: GuestMemoryMmap,
     bridge: Option<UnixStream>,
-    round_trips: RoundTrips,
+    round_trips: Option<RoundTrips>,
 }
 
 /// How long the supervisor took to answer, per request type, measured from
@@ -139,8 +139,8 @@ impl RoundTrips {
 
 impl Drop for NinePDevice {
     fn drop(&mut self) {
-        if !self.round_trips.done.is_empty() {
-            debug!(guest = %self.guest, "virtio-9p supervisor round trips: {}", self.round_trips.summary());
+        if let Some(rt) = self.round_trips.as_ref().filter(|rt| !rt.done.is_empty()) {
+            debug!(guest = %self.guest, "virtio-9p supervisor round trips: {}", rt.summary());
         }
     }
 }
@@ -191,7 +191,9 @@ impl NinePDevice {
             transport,
             memory,
             bridge: Some(bridge),
-            round_trips: RoundTrips::default(),
+            // Measured only when someone will read it: the bookkeeping is a
+            // map update and two clock reads per request.
+            round_trips: tracing::enabled!(tracing::Level::DEBUG).then(RoundTrips::default),
         }
     }
 
@@ -211,7 +213,9 @@ impl NinePDevice {
         }
         for frame in frames {
             trace!(guest = %self.guest, "-> {}", describe_frame(&frame));
-            self.round_trips.forwarded(&frame);
+            if let Some(rt) = self.round_trips.as_mut() {
+                rt.forwarded(&frame);
+            }
             let sent = match self.bridge.as_mut() {
                 Some(bridge) => bridge.write_all(&frame).is_ok(),
                 None => false,
@@ -229,7 +233,9 @@ impl NinePDevice {
     /// Delivers one reply frame from the supervisor.
     pub fn deliver(&mut self, frame: &[u8]) {
         trace!(guest = %self.guest, "<- {}", describe_frame(frame));
-        self.round_trips.answered(frame);
+        if let Some(rt) = self.round_trips.as_mut() {
+            rt.answered(frame);
+        }
         match self.transport.device_mut().complete(&self.memory, frame) {
             Ok(()) => {}
             Err(coco_virtio9p::CompleteError::UnknownTag(tag)) => {

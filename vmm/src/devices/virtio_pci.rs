@@ -290,4 +290,62 @@ mod tests {
         f.bar_read(layout::MSIX_PBA, &mut pba);
         assert_eq!(pba, [0; 8]);
     }
+
+    #[test]
+    fn random_configuration_and_bar_accesses_never_panic_or_move_the_function() {
+        // A guest may write anything anywhere at any width; the function
+        // stays a virtio-9p function at its BAR and still activates.
+        let m = GuestMemoryMmap::from_ranges(&[(vm_memory::GuestAddress(0), 1 << 20)]).unwrap();
+        let mut f = function();
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..50_000 {
+            let r = next();
+            let len = [1usize, 2, 3, 4, 8][(r % 5) as usize];
+            let value = next().to_le_bytes();
+            match (r >> 8) % 4 {
+                0 => f.config_write(((r >> 16) % 300) as usize, &value[..len.min(4)]),
+                1 => {
+                    let _ = f.config_read(((r >> 16) % 80) as usize);
+                }
+                2 => {
+                    let _ = f.bar_write(&m, (r >> 16) % (layout::BAR_SIZE + 64), &value[..len]);
+                }
+                _ => {
+                    let mut out = vec![0u8; len];
+                    f.bar_read((r >> 16) % (layout::BAR_SIZE + 64), &mut out);
+                }
+            }
+        }
+        assert_eq!(f.config_read(0), 0x1049_1af4);
+        f.config_write(0x10, &0xe000_0000u32.to_le_bytes());
+        assert_eq!(
+            f.config_read(4),
+            0xe000_0000,
+            "the BAR register reads back where the VMM put it"
+        );
+        assert_eq!(caps(&f).len(), 5, "the capability list is read-only");
+        // A reset and the Linux sequence still bring it up.
+        let w = |f: &mut PciFunction, off: u64, v: &[u8]| f.bar_write(&m, off, v);
+        w(&mut f, 0x14, &[0]);
+        w(&mut f, 0x14, &[1 | 2]);
+        w(&mut f, 0x08, &0u32.to_le_bytes());
+        w(&mut f, 0x0c, &0u32.to_le_bytes());
+        w(&mut f, 0x08, &1u32.to_le_bytes());
+        w(&mut f, 0x0c, &1u32.to_le_bytes());
+        w(&mut f, 0x14, &[1 | 2 | 8]);
+        w(&mut f, 0x16, &0u16.to_le_bytes());
+        w(&mut f, 0x18, &16u16.to_le_bytes());
+        for (field, addr) in [(0x20u64, 0x1000u32), (0x28, 0x2000), (0x30, 0x3000)] {
+            w(&mut f, field, &addr.to_le_bytes());
+            w(&mut f, field + 4, &0u32.to_le_bytes());
+        }
+        w(&mut f, 0x1c, &1u16.to_le_bytes());
+        assert_eq!(w(&mut f, 0x14, &[1 | 2 | 8 | 4]), MmioEvent::Activated);
+    }
 }
