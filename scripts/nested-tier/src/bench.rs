@@ -65,11 +65,12 @@ reboot -f
 "#;
 
 /// The inner script (in `chroot /host` in L1): `$1` coco-vmm, `$2` the
-/// kernel, `$3` the bench initramfs, `$4` iterations, `$5` rounds. Each
+/// kernel, `$3` the bench initramfs, `$4` iterations, `$5` rounds, `$6` the
+/// coco guest's `virtio_transport`. Each
 /// round runs the hive, then QEMU (`-accel kvm`, L1's kvm_amd) on a
 /// synthetic share; alternating the two spreads a shared machine's load
 /// changes over both sides. Labels are `coco-<round>` and `qemu-<round>`.
-pub const BENCH_SCRIPT: &str = r#"vmm=$1 kernel=$2 initrd=$3 iters=$4 rounds=$5
+pub const BENCH_SCRIPT: &str = r#"vmm=$1 kernel=$2 initrd=$3 iters=$4 rounds=$5 transport=$6
 d=/tmp/ninep-bench
 rm -rf $d; mkdir -p $d/share
 cmdline="console=ttyS0 panic=-1 reboot=k quiet bench_iters=$iters"
@@ -91,6 +92,7 @@ kernel = "$kernel"
 initrd = "$initrd"
 cmdline = "$cmdline bench=coco bench_label=coco-$round"
 memory_mib = 256
+virtio_transport = "$transport"
 EOF
   "$vmm" run --config $d/hive.toml
   echo "BENCH-EXIT coco-$round rc=$?"
@@ -180,6 +182,8 @@ pub struct Plan {
     pub iters: u32,
     pub rounds: u32,
     pub log: String,
+    /// The coco guest's `virtio_transport` (`auto`, `mmio` or `pci`).
+    pub transport: String,
 }
 
 impl Default for Plan {
@@ -188,6 +192,7 @@ impl Default for Plan {
             iters: ITERS,
             rounds: ROUNDS,
             log: "warn".into(),
+            transport: "auto".into(),
         }
     }
 }
@@ -214,6 +219,9 @@ impl Plan {
                 self.log
             ));
         }
+        if !["auto", "mmio", "pci"].contains(&self.transport.as_str()) {
+            return Err(format!("transport {:?}: auto, mmio or pci", self.transport));
+        }
         Ok(())
     }
 }
@@ -233,6 +241,7 @@ pub fn inner_test(vmm: &Path, kernel: &Path, initrd: &Path, plan: &Plan) -> Inne
             arg(initrd),
             plan.iters.to_string(),
             plan.rounds.to_string(),
+            plan.transport.clone(),
         ],
         Duration::from_secs(900),
     )

@@ -47,6 +47,10 @@ enum Cmd {
         /// `warn,coco_vmm::devices::virtio9p=trace` to see every frame.
         #[arg(long, default_value = "warn")]
         log: String,
+        /// The coco guest's `virtio_transport`: auto (virtio-pci for
+        /// Linux), mmio or pci.
+        #[arg(long, default_value = "auto")]
+        transport: String,
     },
     /// Boot L1 once and run the named inner tests (default: all tenants).
     Run {
@@ -95,8 +99,14 @@ fn main() -> Result<ExitCode> {
             iters,
             rounds,
             log,
+            transport,
         } => {
-            let plan = coco_nested::bench::Plan { iters, rounds, log };
+            let plan = coco_nested::bench::Plan {
+                iters,
+                rounds,
+                log,
+                transport,
+            };
             bench(&target, no_build, echo, &plan)
         }
         Cmd::Run {
