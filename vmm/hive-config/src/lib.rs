@@ -26,6 +26,7 @@
 //! vcpus = 1                       # optional, default 1
 //! role = "worker-heartbeat"       # optional, default "worker-heartbeat"
 //! autostart = true                # optional, default true
+//! budget = { ttl_s = "unlimited" } # optional, workers only
 //! ```
 //!
 //! The document has exactly two top-level keys, the table `[hive]` (required) and the
@@ -54,6 +55,7 @@
 //! | `vcpus` | integer | no | `1` | Number of vCPUs, 1 to 254 (APIC ids are 8 bits; the IOAPIC takes the next id). |
 //! | `role` | string | no | `"worker-heartbeat"` | Control-plane role: `"queen"`, `"worker-heartbeat"` or `"worker-gpu"`. See [`Role`]. |
 //! | `autostart` | boolean | no | `true` | Boot the guest when the hive starts; `false` = only when a `spawn` asks for it. |
+//! | `budget` | table | no | role default | The worker's session budget: optional keys `ticks`, `ops`, `ttl_s`, each a positive integer (`ticks`/`ops` at most [`MAX_BUDGET_COUNT`], `ttl_s` at most [`MAX_BUDGET_TTL_S`]) or `"unlimited"`; a missing key keeps the role default (heartbeat: 1000 ticks, 10000 ops, 300 s). Inline (`budget = { ticks = 5 }`) or as `[guest.budget]`. An error on a `queen`. See [`GuestBudget`]. |
 //! | `vfio` | array of strings | no | `[]` | Host PCI devices to pass through with VFIO (`coco-vmm boot --vfio`): a PCI address (`"0000:01:00.0"`, `"01:00.0"`) or sysfs device path, optionally with `",no-mmap"`. At most 8, each 1 to 256 characters of `A-Za-z0-9:./,_-`. The device is checked when the guest boots, not here. |
 //!
 //! ## Names
@@ -101,6 +103,7 @@
 //! assert_eq!(err.key(), Some("guest[0].kernel"));
 //! ```
 
+mod budget;
 mod error;
 mod parse;
 
@@ -108,6 +111,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+pub use budget::{BudgetLimit, GuestBudget, MAX_BUDGET_COUNT, MAX_BUDGET_TTL_S, UNLIMITED};
 pub use error::{ConfigError, ErrorKind, NameError};
 
 /// The embedded default hive (the text of `src/default-hive.toml`), run by `coco-vmm run`
@@ -294,6 +298,9 @@ pub struct GuestConfig {
     /// `vfio`: host PCI devices passed through with VFIO (default none), at most
     /// [`MAX_VFIO_DEVICES`]; given to `coco-vmm boot --vfio` as written.
     pub vfio: Vec<String>,
+    /// `budget`: the worker's session budget over the role defaults (default: none
+    /// set); always empty for a queen.
+    pub budget: GuestBudget,
     /// Where the guest's table starts in the config (its `[[guest]]` header), so later
     /// errors about this guest (e.g. the VMM finding the kernel is not of `kind`) can
     /// point at it. `None` for guests not read from a config.
@@ -315,6 +322,7 @@ impl GuestConfig {
             vcpus: DEFAULT_VCPUS,
             role: Role::default(),
             vfio: Vec::new(),
+            budget: GuestBudget::default(),
             autostart: true,
             defined_at: None,
         }
@@ -491,7 +499,7 @@ mod ser {
 
     impl Serialize for GuestConfig {
         fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            let mut st = s.serialize_struct("guest", 10)?;
+            let mut st = s.serialize_struct("guest", 11)?;
             st.serialize_field("name", &self.name)?;
             st.serialize_field("kind", &self.kind)?;
             st.serialize_field("kernel", &self.kernel)?;
@@ -505,6 +513,9 @@ mod ser {
             st.serialize_field("autostart", &self.autostart)?;
             if !self.vfio.is_empty() {
                 st.serialize_field("vfio", &self.vfio)?;
+            }
+            if !self.budget.is_empty() {
+                st.serialize_field("budget", &self.budget)?;
             }
             st.end()
         }
