@@ -74,3 +74,67 @@ fn a_configured_tick_budget_stops_a_coconut_workers_heartbeats_with_elimit() {
     assert!(console.contains("EDQUOT"), "{console}");
     assert_eq!(r.status, Some(0), "{console}\n{}", r.stderr);
 }
+
+#[test]
+fn a_queen_spawn_takes_unset_budget_fields_from_its_hive_toml_template() {
+    // worker-1 idles and keeps the hive up; worker-9 is the template a
+    // heartbeat spawn boots, with a budget of two ticks.
+    let h = hive(
+        "budgetspawn",
+        "[[guest]]\nname = \"worker-1\"\nkind = \"coconut\"\nkernel = \"builtin:guest-kernel\"\n\
+         cmdline = \"coco.after=halt\"\n\
+         [[guest]]\nname = \"worker-9\"\nkind = \"coconut\"\nkernel = \"builtin:guest-kernel\"\n\
+         initrd = \"builtin:ramdisk\"\n\
+         cmdline = \"coco.manifest=/boot/test-ninep-spawn.toml coco.after=halt\"\n\
+         autostart = false\nbudget = { ticks = 2 }\n",
+    );
+    let mut child = h.start();
+    let mut out = BufReader::new(child.stdout.take().expect("piped stdout"));
+    wait_for_line(&mut out, "[worker-1] idle");
+    let mut c = connect(&h.socket());
+    let root = c.attach("queen", "").expect("queen attaches");
+
+    // The spawn line's budget wins over the template's ...
+    queen_write(
+        &mut c,
+        root,
+        r#"{"spawn":"heartbeat","ticks":4,"budget":{"ticks":3}}"#,
+    );
+    wait_for_line(&mut out, "[worker-2] all shards ended");
+    // ... and fills only what the spawn line leaves unset.
+    queen_write(&mut c, root, r#"{"spawn":"heartbeat","ticks":4}"#);
+    wait_for_line(&mut out, "[worker-3] all shards ended");
+    child.stdout = Some(out.into_inner());
+
+    let ticks = |c: &mut _, w: &str| -> Vec<u64> {
+        read_file(c, root, &format!("worker/{w}/telemetry"))
+            .lines()
+            .filter_map(tick_of)
+            .collect()
+    };
+    let two = ticks(&mut c, "worker-2");
+    let three = ticks(&mut c, "worker-3");
+    let log = read_file(&mut c, root, "log/queen.log");
+    for w in ["worker-1", "worker-2", "worker-3"] {
+        queen_write(&mut c, root, &format!("{{\"kill\":\"{w}\"}}"));
+    }
+    drop(c);
+    let r = finish(child);
+    r.assert_no_panic();
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+
+    assert_eq!(two, [1, 2, 3], "{log}");
+    assert_eq!(three, [1, 2], "{log}");
+    assert!(
+        log.contains("worker-3 budget {\"ticks\":2} (hive.toml fills the spawn's)"),
+        "{log}"
+    );
+    for w in ["worker-2", "worker-3"] {
+        assert!(
+            log.contains(&format!(
+                "denied worker-heartbeat:{w} Write /worker/{w}/telemetry: tick budget exhausted"
+            )),
+            "{log}"
+        );
+    }
+}

@@ -129,3 +129,26 @@ impl Effects for VmEffects {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hive_toml_budgets_map_to_spawn_budgets_with_unlimited_as_no_limit() {
+        assert_eq!(budget_of(&GuestBudget::default()), SpawnBudget::default());
+        let b = GuestBudget {
+            ticks: Some(BudgetLimit::Limited(2)),
+            ops: None,
+            ttl_s: Some(BudgetLimit::Unlimited),
+        };
+        assert_eq!(
+            budget_of(&b),
+            SpawnBudget {
+                ticks: Some(2),
+                ops: None,
+                ttl_s: Some(UNLIMITED),
+            }
+        );
+    }
+}
