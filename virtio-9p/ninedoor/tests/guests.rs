@@ -343,3 +343,28 @@ fn an_unlimited_registered_worker_outlives_the_default_ticks_ops_and_ttl() {
     });
     assert!(matches!(late, Response::Write { .. }), "{late:?}");
 }
+
+#[test]
+fn only_a_worker_being_spawned_takes_a_template_budget() {
+    let fx = fixture();
+    fx.hive
+        .register_worker("worker-1", Role::WorkerHeartbeat, SpawnBudget::default())
+        .unwrap();
+    let fill = SpawnBudget {
+        ticks: Some(1),
+        ..SpawnBudget::default()
+    };
+    // A running worker's budget is not changed afterwards, nor an unknown one.
+    assert_eq!(
+        fx.hive.fill_spawn_budget("worker-1", fill),
+        Err(Errno::ENOENT)
+    );
+    assert_eq!(
+        fx.hive.fill_spawn_budget("worker-8", fill),
+        Err(Errno::ENOENT)
+    );
+    let b = fx
+        .hive
+        .session_budget(&Identity::heartbeat("worker-1"), None);
+    assert_eq!(b.ticks_left(), Some(1000));
+}
