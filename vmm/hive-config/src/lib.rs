@@ -82,7 +82,7 @@
 //! Display of a [`ConfigError`], one line per problem:
 //! ```text
 //! hive.toml:12:9: guest[1].vcpus: must be between 1 and 254, got 0
-//! hive.toml:14:1: unknown key `vcpu` in guest[1] (expected one of: name, kind, kernel, initrd, cmdline, memory_mib, vcpus, role, autostart, vfio)
+//! hive.toml:14:1: unknown key `vcpu` in guest[1] (expected one of: name, kind, kernel, initrd, cmdline, memory_mib, vcpus, role, autostart, vfio, budget)
 //! hive.toml:5:10: guest[0].kernel: file not found: /etc/coco/vmlinuz
 //! hive.toml:3:8: TOML syntax error: invalid basic string, expected `"`
 //! hive.toml: cannot read: No such file or directory
