@@ -3,8 +3,9 @@
 //!
 //! A [`SessionBudget`] is built once per session (at attach) from, in order:
 //! the role defaults (Cohesix's numbers), the worker's spawn budget (set by
-//! the queen, overriding the defaults), and the ticket's own fields (which
-//! can only tighten: the smaller value wins). The queen has no defaults
+//! the queen, or by hive.toml for a declared worker, overriding the
+//! defaults; [`UNLIMITED`] lifts a limit), and the ticket's own fields
+//! (which can only tighten: the smaller value wins). The queen has no defaults
 //! (unbounded) but a queen ticket's explicit limits still apply.
 //!
 //! | role             | ticks | ops                                  | ttl   |
@@ -47,8 +48,14 @@ pub use secure9p::ticket::{
     Verb,
 };
 
-/// A budget the queen sets for spawned workers (`{"budget":{...}}`).
-/// Absent fields fall back to the role defaults.
+/// A field of a [`SpawnBudget`] set to this lifts that limit entirely: the
+/// session gets no limit there, exactly as the queen has none (hive.toml's
+/// `"unlimited"`). Absent (`None`) means "the role default" instead.
+pub const UNLIMITED: u64 = u64::MAX;
+
+/// A budget for a worker: the queen's for spawned workers
+/// (`{"budget":{...}}`), hive.toml's `budget` for declared ones. Absent
+/// fields fall back to the role defaults; [`UNLIMITED`] means no limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SpawnBudget {
@@ -230,6 +237,13 @@ impl SessionBudget {
         let base = spawn
             .unwrap_or_default()
             .or(role_defaults(role, lease_streams));
+        // UNLIMITED becomes no limit at all, as the queen's defaults are.
+        let lift = |v: Option<u64>| v.filter(|&n| n != UNLIMITED);
+        let base = SpawnBudget {
+            ttl_s: lift(base.ttl_s),
+            ops: lift(base.ops),
+            ticks: lift(base.ticks),
+        };
         let issued = ticket.map_or(now_ms, |t| t.issued_at_ms);
         let ttl = tighter(base.ttl_s, ticket.and_then(|t| t.ttl_s));
         let quotas = ticket.and_then(|t| t.quotas).unwrap_or_default();

@@ -316,6 +316,14 @@ pub enum ErrorKind {
         reason: String,
     },
 
+    /// A `budget` on a queen, or a budget value that is a string other than
+    /// `"unlimited"`.
+    #[error("{reason}")]
+    InvalidBudget {
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// A `cmdline` longer than [`MAX_CMDLINE_BYTES`](crate::MAX_CMDLINE_BYTES) or
     /// containing a NUL, CR or LF.
     #[error("{reason}")]

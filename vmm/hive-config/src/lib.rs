@@ -27,6 +27,7 @@
 //! role = "worker-heartbeat"       # optional, default "worker-heartbeat"
 //! autostart = true                # optional, default true
 //! virtio_transport = "auto"       # optional: auto (pci for linux, mmio for coconut), mmio, pci
+//! budget = { ttl_s = "unlimited" } # optional, workers only
 //! ```
 //!
 //! The document has exactly two top-level keys, the table `[hive]` (required) and the
@@ -56,6 +57,7 @@
 //! | `role` | string | no | `"worker-heartbeat"` | Control-plane role: `"queen"`, `"worker-heartbeat"` or `"worker-gpu"`. See [`Role`]. |
 //! | `autostart` | boolean | no | `true` | Boot the guest when the hive starts; `false` = only when a `spawn` asks for it. |
 //! | `virtio_transport` | string | no | `"auto"` | How the guest reaches its virtio-9p device: `"pci"` (virtio-pci with MSI-X), `"mmio"` (virtio-mmio), `"auto"` (pci for linux, mmio for coconut). `"pci"` on a coconut guest is an error. |
+//! | `budget` | table | no | role default | The worker's session budget: optional keys `ticks`, `ops`, `ttl_s`, each a positive integer (`ticks`/`ops` at most [`MAX_BUDGET_COUNT`], `ttl_s` at most [`MAX_BUDGET_TTL_S`]) or `"unlimited"`; a missing key keeps the role default (heartbeat: 1000 ticks, 10000 ops, 300 s). Inline (`budget = { ticks = 5 }`) or as `[guest.budget]`. An error on a `queen`. See [`GuestBudget`]. |
 //! | `vfio` | array of strings | no | `[]` | Host PCI devices to pass through with VFIO (`coco-vmm boot --vfio`): a PCI address (`"0000:01:00.0"`, `"01:00.0"`) or sysfs device path, optionally with `",no-mmap"`. At most 8, each 1 to 256 characters of `A-Za-z0-9:./,_-`. The device is checked when the guest boots, not here. |
 //!
 //! ## Names
@@ -82,7 +84,7 @@
 //! Display of a [`ConfigError`], one line per problem:
 //! ```text
 //! hive.toml:12:9: guest[1].vcpus: must be between 1 and 254, got 0
-//! hive.toml:14:1: unknown key `vcpu` in guest[1] (expected one of: name, kind, kernel, initrd, cmdline, memory_mib, vcpus, role, autostart, virtio_transport, vfio)
+//! hive.toml:14:1: unknown key `vcpu` in guest[1] (expected one of: name, kind, kernel, initrd, cmdline, memory_mib, vcpus, role, autostart, virtio_transport, vfio, budget)
 //! hive.toml:5:10: guest[0].kernel: file not found: /etc/coco/vmlinuz
 //! hive.toml:3:8: TOML syntax error: invalid basic string, expected `"`
 //! hive.toml: cannot read: No such file or directory
@@ -103,6 +105,7 @@
 //! assert_eq!(err.key(), Some("guest[0].kernel"));
 //! ```
 
+mod budget;
 mod error;
 mod parse;
 
@@ -110,6 +113,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+pub use budget::{BudgetLimit, GuestBudget, MAX_BUDGET_COUNT, MAX_BUDGET_TTL_S, UNLIMITED};
 pub use error::{ConfigError, ErrorKind, NameError};
 
 /// The embedded default hive (the text of `src/default-hive.toml`), run by `coco-vmm run`
@@ -299,6 +303,9 @@ pub struct GuestConfig {
     /// `vfio`: host PCI devices passed through with VFIO (default none), at most
     /// [`MAX_VFIO_DEVICES`]; given to `coco-vmm boot --vfio` as written.
     pub vfio: Vec<String>,
+    /// `budget`: the worker's session budget over the role defaults (default: none
+    /// set); always empty for a queen.
+    pub budget: GuestBudget,
     /// Where the guest's table starts in the config (its `[[guest]]` header), so later
     /// errors about this guest (e.g. the VMM finding the kernel is not of `kind`) can
     /// point at it. `None` for guests not read from a config.
@@ -320,6 +327,7 @@ impl GuestConfig {
             vcpus: DEFAULT_VCPUS,
             role: Role::default(),
             vfio: Vec::new(),
+            budget: GuestBudget::default(),
             autostart: true,
             virtio_transport: VirtioTransport::Auto,
             defined_at: None,
@@ -513,7 +521,7 @@ mod ser {
 
     impl Serialize for GuestConfig {
         fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            let mut st = s.serialize_struct("guest", 10)?;
+            let mut st = s.serialize_struct("guest", 11)?;
             st.serialize_field("name", &self.name)?;
             st.serialize_field("kind", &self.kind)?;
             st.serialize_field("kernel", &self.kernel)?;
@@ -528,6 +536,9 @@ mod ser {
             st.serialize_field("virtio_transport", self.virtio_transport.as_str())?;
             if !self.vfio.is_empty() {
                 st.serialize_field("vfio", &self.vfio)?;
+            }
+            if !self.budget.is_empty() {
+                st.serialize_field("budget", &self.budget)?;
             }
             st.end()
         }

@@ -14,12 +14,13 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use crate::error::ErrorKind;
+use crate::error::{ErrorKind, quoted};
 use crate::{
-    BUILTIN_PREFIX, ConfigError, ConfigOrigin, DEFAULT_MEMORY_MIB, DEFAULT_VCPUS, GuestConfig,
-    GuestKind, HiveConfig, ImageSource, Location, MAX_CMDLINE_BYTES, MAX_CONFIG_BYTES, MAX_GUESTS,
-    MAX_MEMORY_MIB, MAX_REPORTED_ERRORS, MAX_TELEMETRY_RING_KIB, MAX_VCPUS, MAX_VFIO_BYTES,
-    MAX_VFIO_DEVICES, MIN_MEMORY_MIB, MIN_TELEMETRY_RING_KIB, MIN_VCPUS, Role, VirtioTransport,
+    BUILTIN_PREFIX, BudgetLimit, ConfigError, ConfigOrigin, DEFAULT_MEMORY_MIB, DEFAULT_VCPUS,
+    GuestBudget, GuestConfig, GuestKind, HiveConfig, ImageSource, Location, MAX_BUDGET_COUNT,
+    MAX_BUDGET_TTL_S, MAX_CMDLINE_BYTES, MAX_CONFIG_BYTES, MAX_GUESTS, MAX_MEMORY_MIB,
+    MAX_REPORTED_ERRORS, MAX_TELEMETRY_RING_KIB, MAX_VCPUS, MAX_VFIO_BYTES, MAX_VFIO_DEVICES,
+    MIN_MEMORY_MIB, MIN_TELEMETRY_RING_KIB, MIN_VCPUS, Role, UNLIMITED, VirtioTransport,
     validate_name,
 };
 
@@ -37,7 +38,9 @@ const GUEST_KEYS: &[&str] = &[
     "autostart",
     "virtio_transport",
     "vfio",
+    "budget",
 ];
+const BUDGET_KEYS: &[&str] = &["ticks", "ops", "ttl_s"];
 
 /// Longest key segment kept verbatim in a key path; longer ones are shortened.
 const KEY_SEGMENT_MAX: usize = 64;
@@ -404,6 +407,16 @@ impl Validator<'_> {
             t
         });
         let vfio = get(table, "vfio").map(|v| self.vfio(v, key_path(p, "vfio")));
+        let budget = get(table, "budget").map(|v| {
+            let key = key_path(p, "budget");
+            let budget = self.budget(v, key.clone());
+            if matches!(role, Some(Some(Role::Queen))) {
+                let reason = "budget applies to worker roles (the queen is unbounded)".to_owned();
+                self.err(v.span(), key, ErrorKind::InvalidBudget { reason });
+                return None;
+            }
+            budget
+        });
 
         if self.errors.len() != errors_before {
             return None;
@@ -423,6 +436,7 @@ impl Validator<'_> {
             autostart: autostart.unwrap_or(Some(true))?,
             virtio_transport: virtio_transport.unwrap_or(Some(VirtioTransport::Auto))?,
             vfio: vfio.unwrap_or(Some(Vec::new()))?,
+            budget: budget.unwrap_or(Some(GuestBudget::default()))?,
             defined_at: Some(locate(self.text, header.start)),
         })
     }
@@ -615,6 +629,61 @@ impl Validator<'_> {
             self.err(item.span(), item_key, ErrorKind::InvalidVfio { reason });
         }
         (self.errors.len() == errors_before).then_some(out)
+    }
+
+    /// `budget`: a table of `ticks`, `ops`, `ttl_s`, each a positive
+    /// integer or `"unlimited"`.
+    fn budget(&mut self, v: &Value<'_>, key: String) -> Option<GuestBudget> {
+        let DeValue::Table(table) = v.get_ref() else {
+            self.err(
+                v.span(),
+                key,
+                ErrorKind::WrongType {
+                    expected: "a table (budget = { ticks = .., ops = .., ttl_s = .. })",
+                    found: type_name(v.get_ref()),
+                },
+            );
+            return None;
+        };
+        let errors_before = self.errors.len();
+        let prefix = Some(key.as_str());
+        self.check_keys(table, BUDGET_KEYS, &format!("in {key}"), prefix);
+        let mut limit = |name: &str, max: u64| {
+            get(table, name).and_then(|v| self.budget_limit(v, key_path(prefix, name), max))
+        };
+        let budget = GuestBudget {
+            ticks: limit("ticks", MAX_BUDGET_COUNT),
+            ops: limit("ops", MAX_BUDGET_COUNT),
+            ttl_s: limit("ttl_s", MAX_BUDGET_TTL_S),
+        };
+        (self.errors.len() == errors_before).then_some(budget)
+    }
+
+    /// One budget value: an integer in `1..=max` or `"unlimited"`.
+    fn budget_limit(&mut self, v: &Value<'_>, key: String, max: u64) -> Option<BudgetLimit> {
+        match v.get_ref() {
+            DeValue::Integer(_) => self.integer(v, key, 1, max).map(BudgetLimit::Limited),
+            DeValue::String(s) if s.as_ref() == UNLIMITED => Some(BudgetLimit::Unlimited),
+            DeValue::String(s) => {
+                let reason = format!(
+                    "expected a positive integer or \"{UNLIMITED}\", got {}",
+                    quoted(s)
+                );
+                self.err(v.span(), key, ErrorKind::InvalidBudget { reason });
+                None
+            }
+            other => {
+                self.err(
+                    v.span(),
+                    key,
+                    ErrorKind::WrongType {
+                        expected: "a positive integer or \"unlimited\"",
+                        found: type_name(other),
+                    },
+                );
+                None
+            }
+        }
     }
 
     /// A string used as a path: not empty, no NUL.

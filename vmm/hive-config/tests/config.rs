@@ -4,8 +4,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use coco_hive_config::{
-    ConfigError, ConfigOrigin, DEFAULT_HIVE, ErrorKind, GuestConfig, GuestKind, HiveConfig,
-    ImageSource, Location, MAX_REPORTED_ERRORS, NameError, Role, VirtioTransport, validate_name,
+    BudgetLimit, ConfigError, ConfigOrigin, DEFAULT_HIVE, ErrorKind, GuestBudget, GuestConfig,
+    GuestKind, HiveConfig, ImageSource, Location, MAX_REPORTED_ERRORS, NameError, Role,
+    VirtioTransport, validate_name,
 };
 
 const BUILTINS: &[&str] = &["guest-kernel", "ramdisk"];
@@ -273,7 +274,7 @@ fn unknown_guest_key() {
     assert_eq!(
         e.to_string(),
         "hive.toml:8:1: unknown key `vcpu` in guest[0] (expected one of: name, kind, kernel, \
-         initrd, cmdline, memory_mib, vcpus, role, autostart, virtio_transport, vfio)"
+         initrd, cmdline, memory_mib, vcpus, role, autostart, virtio_transport, vfio, budget)"
     );
     // Nested tables are unknown keys too, and odd keys are quoted in the key path.
     let e = err(&guest_with("\"a b\".c = 1"));
@@ -857,10 +858,16 @@ fn serialized_config_loads_back() {
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join("k"), b"").unwrap();
     let text = MIN.replace("name = \"demo\"", "name = \"demo\"\nstate_dir = \"s\"")
-        + "initrd = \"k\"\ncmdline = \"a b\"\nvfio = [\"01:00.0\"]\n";
+        + "initrd = \"k\"\ncmdline = \"a b\"\nvfio = [\"01:00.0\"]\n"
+        + "budget = { ticks = 7, ttl_s = \"unlimited\" }\n";
     let hive = parse_in(&text, dir.path()).unwrap();
     let written = toml::to_string(&hive).unwrap();
     let again = parse_in(&written, Path::new("/elsewhere")).unwrap();
+    assert_eq!(
+        again.guests[0].budget.ticks,
+        Some(BudgetLimit::Limited(7)),
+        "{written}"
+    );
     assert_eq!(again.name, hive.name);
     assert_eq!(again.state_dir, hive.state_dir);
     assert_eq!(again.guests.len(), 1);
@@ -888,4 +895,155 @@ fn types_are_thread_safe() {
     fn send_sync<T: Send + Sync + 'static>() {}
     send_sync::<ConfigError>();
     send_sync::<HiveConfig>();
+}
+
+#[test]
+fn budget_is_optional_and_keeps_role_defaults_for_missing_keys() {
+    assert_eq!(parse(MIN).unwrap().guests[0].budget, GuestBudget::default());
+    assert!(GuestBudget::default().is_empty());
+
+    let hive = parse(&guest_with("budget = { ticks = 2, ttl_s = \"unlimited\" }")).unwrap();
+    assert_eq!(
+        hive.guests[0].budget,
+        GuestBudget {
+            ticks: Some(BudgetLimit::Limited(2)),
+            ops: None,
+            ttl_s: Some(BudgetLimit::Unlimited),
+        }
+    );
+
+    // The sub-table form, and every key unlimited.
+    let text = format!(
+        "{MIN}[guest.budget]\nticks = \"unlimited\"\nops = \"unlimited\"\nttl_s = \"unlimited\"\n"
+    );
+    let all = parse(&text).unwrap().guests[0].budget;
+    assert_eq!(
+        (all.ticks, all.ops, all.ttl_s),
+        (
+            Some(BudgetLimit::Unlimited),
+            Some(BudgetLimit::Unlimited),
+            Some(BudgetLimit::Unlimited)
+        )
+    );
+
+    // Dotted keys, the largest values, and a gpu worker.
+    let hive = parse(&guest_with(
+        "role = \"worker-gpu\"\nbudget.ops = 1_000_000_000\nbudget.ttl_s = 31536000",
+    ))
+    .unwrap();
+    let b = hive.guests[0].budget;
+    assert_eq!(b.ops, Some(BudgetLimit::Limited(1_000_000_000)));
+    assert_eq!(b.ttl_s, Some(BudgetLimit::Limited(31_536_000)));
+    assert_eq!(b.ticks, None);
+}
+
+#[test]
+fn budget_values_out_of_range() {
+    let e = err(&guest_with("budget = { ticks = 0 }"));
+    assert_at(&e, 8, 20, "guest[0].budget.ticks");
+    assert_eq!(
+        e.to_string(),
+        "hive.toml:8:20: guest[0].budget.ticks: must be between 1 and 1000000000, got 0"
+    );
+    let e = err(&guest_with("budget = { ops = -5 }"));
+    assert_at(&e, 8, 18, "guest[0].budget.ops");
+    assert!(e.to_string().ends_with("got -5"), "{e}");
+    let e = err(&guest_with("budget = { ops = 1_000_000_001 }"));
+    assert!(matches!(e.kind(), ErrorKind::OutOfRange { .. }), "{e}");
+    let e = err(&guest_with("budget = { ttl_s = 31536001 }"));
+    assert_at(&e, 8, 20, "guest[0].budget.ttl_s");
+    assert_eq!(
+        e.to_string(),
+        "hive.toml:8:20: guest[0].budget.ttl_s: must be between 1 and 31536000, got 31536001"
+    );
+    let e = err(&guest_with(
+        "budget = { ttl_s = 99999999999999999999999999999999999999999 }",
+    ));
+    assert!(matches!(e.kind(), ErrorKind::OutOfRange { .. }), "{e}");
+}
+
+#[test]
+fn budget_values_of_the_wrong_kind() {
+    let e = err(&guest_with("budget = { ticks = 2.5 }"));
+    assert_at(&e, 8, 20, "guest[0].budget.ticks");
+    assert_eq!(
+        e.to_string(),
+        "hive.toml:8:20: guest[0].budget.ticks: expected a positive integer or \"unlimited\", \
+         found a float"
+    );
+    let e = err(&guest_with("budget = { ops = \"forever\" }"));
+    assert_at(&e, 8, 18, "guest[0].budget.ops");
+    assert!(matches!(e.kind(), ErrorKind::InvalidBudget { .. }), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "hive.toml:8:18: guest[0].budget.ops: expected a positive integer or \"unlimited\", \
+         got `forever`"
+    );
+    // Case matters.
+    let e = err(&guest_with("budget = { ops = \"Unlimited\" }"));
+    assert!(matches!(e.kind(), ErrorKind::InvalidBudget { .. }), "{e}");
+    let e = err(&guest_with("budget = { ttl_s = true }"));
+    assert!(
+        matches!(
+            e.kind(),
+            ErrorKind::WrongType {
+                found: "a boolean",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let e = err(&guest_with("budget = 5"));
+    assert_at(&e, 8, 10, "guest[0].budget");
+    assert!(
+        e.to_string().ends_with(
+            "expected a table (budget = { ticks = .., ops = .., ttl_s = .. }), found an integer"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn unknown_budget_keys() {
+    let e = err(&guest_with("budget = { ticks = 2, tick = 3 }"));
+    assert_at(&e, 8, 23, "guest[0].budget.tick");
+    assert_eq!(
+        e.to_string(),
+        "hive.toml:8:23: unknown key `tick` in guest[0].budget (expected one of: ticks, ops, \
+         ttl_s)"
+    );
+    let e = err(&format!("{MIN}[guest.budget]\nbandwidth = 1\n"));
+    assert_at(&e, 9, 1, "guest[0].budget.bandwidth");
+    // Every problem of one table is reported.
+    let e = err(&guest_with("budget = { ticks = 0, ops = \"x\", rate = 1 }"));
+    let keys: Vec<_> = e.iter().map(|e| e.key().unwrap().to_owned()).collect();
+    assert_eq!(
+        keys,
+        [
+            "guest[0].budget.ticks",
+            "guest[0].budget.ops",
+            "guest[0].budget.rate"
+        ]
+    );
+}
+
+#[test]
+fn budget_on_a_queen_is_an_error() {
+    let e = err(&guest_with("role = \"queen\"\nbudget = { ttl_s = 60 }"));
+    assert_at(&e, 9, 10, "guest[0].budget");
+    assert!(matches!(e.kind(), ErrorKind::InvalidBudget { .. }), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "hive.toml:9:10: guest[0].budget: budget applies to worker roles (the queen is \
+         unbounded)"
+    );
+    // Key order does not matter, nor the table form.
+    let e = err(&guest_with("budget = { ttl_s = 60 }\nrole = \"queen\""));
+    assert_at(&e, 8, 10, "guest[0].budget");
+    let e = err(&format!("{MIN}role = \"queen\"\n[guest.budget]\nops = 1\n"));
+    assert_eq!(e.key(), Some("guest[0].budget"), "{e}");
+    assert!(
+        e.to_string().contains("budget applies to worker roles"),
+        "{e}"
+    );
 }

@@ -2,11 +2,16 @@
 //! hive.toml guest of the same role (the first with `autostart = false`, else
 //! the first of that role), `kill` stops it with SIGTERM (its sessions were
 //! already revoked by the hive).
+//!
+//! The spawned worker's budget is the spawn line's, then the queen's default
+//! budget, then the template guest's hive.toml `budget`, then the role
+//! defaults: field by field, the first that sets one wins.
 
 use std::sync::{Arc, OnceLock, Weak};
 
-use coco_hive_config::{GuestConfig, GuestKind, Role as ConfigRole};
+use coco_hive_config::{BudgetLimit, GuestBudget, GuestConfig, GuestKind, Role as ConfigRole};
 use ninedoor::Hive;
+use ninedoor::budget::{SpawnBudget, UNLIMITED};
 use ninedoor::effects::{Effects, SpawnSpec};
 use ninedoor::identity::Role;
 use ninedoor::server::SessionFactory;
@@ -20,6 +25,22 @@ pub fn role_of(role: ConfigRole) -> Role {
         ConfigRole::Queen => Role::Queen,
         ConfigRole::WorkerHeartbeat => Role::WorkerHeartbeat,
         ConfigRole::WorkerGpu => Role::WorkerGpu,
+    }
+}
+
+/// A hive.toml `budget` in NineDoor's terms: absent keys stay absent (role
+/// default), `"unlimited"` is [`UNLIMITED`].
+pub fn budget_of(budget: &GuestBudget) -> SpawnBudget {
+    let limit = |l: Option<BudgetLimit>| {
+        l.map(|l| match l {
+            BudgetLimit::Limited(n) => n,
+            BudgetLimit::Unlimited => UNLIMITED,
+        })
+    };
+    SpawnBudget {
+        ttl_s: limit(budget.ttl_s),
+        ops: limit(budget.ops),
+        ticks: limit(budget.ticks),
     }
 }
 
@@ -83,6 +104,9 @@ impl Effects for VmEffects {
         let guest = self
             .template_for(spec.role, &spec.id, spec.ticks)
             .ok_or_else(|| format!("hive.toml has no {} guest to boot", spec.role))?;
+        // Before the VM starts: its session takes the budget at attach.
+        hive.fill_spawn_budget(&spec.id, budget_of(&guest.budget))
+            .map_err(|e| format!("setting the budget of {}: {e}", spec.id))?;
         self.processes
             .launch(
                 &guest,
@@ -103,5 +127,28 @@ impl Effects for VmEffects {
     fn detach_gpu(&self, _worker: &str, _gpu: &str) -> Result<(), String> {
         // No GPU partition is attached to a VM process yet (GPU issue).
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hive_toml_budgets_map_to_spawn_budgets_with_unlimited_as_no_limit() {
+        assert_eq!(budget_of(&GuestBudget::default()), SpawnBudget::default());
+        let b = GuestBudget {
+            ticks: Some(BudgetLimit::Limited(2)),
+            ops: None,
+            ttl_s: Some(BudgetLimit::Unlimited),
+        };
+        assert_eq!(
+            budget_of(&b),
+            SpawnBudget {
+                ticks: Some(2),
+                ops: None,
+                ttl_s: Some(UNLIMITED),
+            }
+        );
     }
 }

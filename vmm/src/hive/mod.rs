@@ -5,8 +5,8 @@
 //! The supervisor owns the namespace: NineDoor on a Unix socket (mode 0600)
 //! in the hive's state directory, for cohsh and other host tools, and one
 //! virtio-9p bridge per VM process, bound to that guest's role and name.
-//! hive.toml's worker guests are registered in the namespace before they
-//! boot; a queen's `spawn` boots more (from a guest of the same role), `kill`
+//! hive.toml's worker guests are registered in the namespace, with their
+//! configured `budget`, before they boot; a queen's `spawn` boots more (from a guest of the same role), `kill`
 //! stops them. A VM process that ends, however it ends, is reported in
 //! `/proc/boot` and `/log/queen.log`, and a dead worker's sessions are
 //! revoked; the hive keeps running until no VM process is left or it is
@@ -33,7 +33,7 @@ mod effects;
 mod processes;
 
 pub use bridge::identity_of;
-pub use effects::{VmEffects, role_of};
+pub use effects::{VmEffects, budget_of, role_of};
 pub use processes::{MOUNT_TAG, Processes, pass_as_fd3};
 
 /// Why the hive could not run.
@@ -222,7 +222,7 @@ pub fn run(config: &HiveConfig, exe: &Path) -> Result<u8, HiveError> {
     for g in guests {
         let role = role_of(g.role);
         if role != Role::Queen
-            && let Err(e) = hive.register_worker(&g.name, role)
+            && let Err(e) = hive.register_worker(&g.name, role, budget_of(&g.budget))
         {
             return Err(HiveError::Namespace(format!("registering {}: {e}", g.name)));
         }

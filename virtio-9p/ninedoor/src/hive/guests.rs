@@ -8,6 +8,7 @@
 //! away, with a line in `/proc/boot` and the audit log; the hive keeps
 //! running.
 
+use crate::budget::SpawnBudget;
 use crate::errno::Errno;
 use crate::identity::{Role, parse_worker_id};
 
@@ -15,8 +16,11 @@ use super::Hive;
 use super::state::{Worker, WorkerState};
 
 impl Hive {
-    /// Registers a hive.toml worker `id` (`worker-N`) with `role`.
-    pub fn register_worker(&self, id: &str, role: Role) -> Result<(), Errno> {
+    /// Registers a hive.toml worker `id` (`worker-N`) with `role` and the
+    /// guest's configured `budget`, merged like a spawn's: its fields first,
+    /// then the queen's default budget, then (at attach) the role defaults.
+    /// [`UNLIMITED`](crate::budget::UNLIMITED) lifts a limit.
+    pub fn register_worker(&self, id: &str, role: Role, budget: SpawnBudget) -> Result<(), Errno> {
         if !matches!(role, Role::WorkerHeartbeat | Role::WorkerGpu) {
             return Err(Errno::EINVAL);
         }
@@ -26,7 +30,7 @@ impl Hive {
                 return Err(Errno::EEXIST);
             }
             let dir = s.make_worker_nodes(id)?;
-            let budget = s.default_budget;
+            let budget = budget.or(s.default_budget);
             s.workers.insert(
                 id.to_owned(),
                 Worker {
@@ -39,7 +43,37 @@ impl Hive {
             );
             s.revoked.remove(id);
             s.next_worker = s.next_worker.max(n.saturating_add(1));
-            s.audit(&format!("registered {id} ({role}) from hive.toml"));
+            if budget == SpawnBudget::default() {
+                s.audit(&format!("registered {id} ({role}) from hive.toml"));
+            } else {
+                let json = serde_json::to_string(&budget).unwrap_or_default();
+                s.audit(&format!(
+                    "registered {id} ({role}) from hive.toml with budget {json}"
+                ));
+            }
+            Ok(())
+        })
+    }
+
+    /// Fills the fields a spawn left unset in the budget of worker `id`
+    /// (still being spawned) from `fallback`, the budget of the hive.toml
+    /// guest its VM boots from: the spawn line's budget (and the queen's
+    /// default budget) win over the config's. Call before the VM starts,
+    /// since a session takes its budget at attach. `ENOENT` if there is no
+    /// such worker being spawned.
+    pub fn fill_spawn_budget(&self, id: &str, fallback: SpawnBudget) -> Result<(), Errno> {
+        self.with_state(|s| {
+            let w = s
+                .workers
+                .get_mut(id)
+                .filter(|w| matches!(w.state, WorkerState::Spawning))
+                .ok_or(Errno::ENOENT)?;
+            let merged = w.budget.or(fallback);
+            if merged != w.budget {
+                w.budget = merged;
+                let json = serde_json::to_string(&merged).unwrap_or_default();
+                s.audit(&format!("{id} budget {json} (hive.toml fills the spawn's)"));
+            }
             Ok(())
         })
     }
