@@ -291,6 +291,14 @@ const METRICS: [(&str, &str, &str); 6] = [
     ("read-1024KiB", "mean", "MiB/s"),
 ];
 
+/// `metric`'s `key` field in one side's numbers.
+fn value(side: &Side, metric: &str, key: &str) -> Result<f64, String> {
+    side.get(metric)
+        .and_then(|m| m.get(key))
+        .copied()
+        .ok_or(format!("no {metric} {key}"))
+}
+
 /// Over rounds `1..=rounds`: per metric, the median of the per-round
 /// ours/QEMU ratios and their range. Each round's two sides ran back to
 /// back, so a ratio is the fairest single number a shared machine gives.
@@ -308,10 +316,8 @@ pub fn summary(sides: &BTreeMap<String, Side>, rounds: u32) -> Result<String, St
             let get = |label: String| {
                 sides
                     .get(&label)
-                    .and_then(|side| side.get(metric))
-                    .and_then(|m| m.get(key))
-                    .copied()
-                    .ok_or(format!("no {metric} {key} from {label}"))
+                    .ok_or(format!("no numbers from {label}"))
+                    .and_then(|side| value(side, metric, key))
             };
             let (c, q) = (get(format!("coco-{round}"))?, get(format!("qemu-{round}"))?);
             if q > 0.0 {
@@ -353,12 +359,7 @@ pub fn table(sides: &BTreeMap<String, Side>, round: u32) -> Result<String, Strin
         "metric", "coco", "QEMU", "ours/QEMU"
     ));
     for (metric, key, unit) in METRICS {
-        let get = |side: &Side| {
-            side.get(metric)
-                .and_then(|m| m.get(key))
-                .copied()
-                .ok_or(format!("no {metric} {key}"))
-        };
+        let get = |side: &Side| value(side, metric, key);
         let (c, q) = (get(coco)?, get(qemu)?);
         let ratio = if q > 0.0 { c / q } else { f64::NAN };
         out.push_str(&format!(
