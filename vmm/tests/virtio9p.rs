@@ -100,3 +100,18 @@ fn standard_streams_cannot_be_the_bridge() {
         r.stderr
     );
 }
+
+#[test]
+fn a_coconut_guest_cannot_be_given_a_virtio_pci_device() {
+    let (ours, theirs) = UnixStream::pair().expect("socketpair");
+    let r = boot_with_fd3(theirs.as_raw_fd(), &["--ninep-transport", "pci"]);
+    drop(ours);
+    r.assert_no_panic();
+    assert_eq!(r.status, Some(1), "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("--ninep-transport pci: coconut guests speak virtio-mmio only"),
+        "{}",
+        r.stderr
+    );
+}
