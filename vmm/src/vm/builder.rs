@@ -127,6 +127,9 @@ pub enum BuildError {
     /// The PCI bus is full.
     #[error("PCI: {0}")]
     Pci(#[from] PlugError),
+    /// The virtio-9p PCI function's BAR or MSI-X vectors could not be set up.
+    #[error("virtio-9p PCI function: {0}")]
+    NinePPci(String),
     /// KVM accepted fewer MSRs than given.
     #[error("KVM refused MSR {0:#x}")]
     Msr(u32),
@@ -457,9 +460,9 @@ fn attach_virtio9p_pci(
     let bar = parts
         .bars
         .alloc(pci_layout::BAR_SIZE)
-        .map_err(|e| BuildError::Memory(format!("virtio-9p BAR: {e}")))?;
+        .map_err(|e| BuildError::NinePPci(format!("BAR 0: {e}")))?;
     let sink = KvmVectors::new(parts.routes.clone(), virtio_pci::MSIX_VECTORS)
-        .map_err(|e| BuildError::Memory(format!("virtio-9p MSI-X: {e}")))?;
+        .map_err(|e| BuildError::NinePPci(format!("MSI-X: {e}")))?;
     let msix = Arc::new(Mutex::new(MsixTable::new(
         virtio_pci::MSIX_VECTORS,
         Arc::new(sink),
