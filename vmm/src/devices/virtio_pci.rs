@@ -12,7 +12,7 @@ use coco_virtio9p::pci::{PciTransport, REVISION, VENDOR_ID, Vectors, layout, ven
 use coco_virtio9p::{MmioEvent, Virtio9p, interrupt};
 use vm_memory::GuestMemoryMmap;
 
-use super::pci::config::{Bar, BarKind, ConfigSpace, STATUS_CAPABILITIES, offset};
+use super::pci::config::{Bar, BarError, BarKind, ConfigSpace, STATUS_CAPABILITIES, offset};
 use super::pci::msix::{CAP_LEN, MsixTable};
 
 /// MSI-X vectors: configuration changes and the request queue.
@@ -35,7 +35,8 @@ pub struct PciFunction {
 }
 
 impl PciFunction {
-    /// The function for `device` with BAR 0 at `bar_base`; `msix` delivers
+    /// The function for `device` with BAR 0 at `bar_base` (which must be
+    /// aligned to the BAR's 16 KiB and below 4 GiB); `msix` delivers
     /// its vectors and `vectors` is the assignment the interrupt path reads
     /// (the same `Arc` the device's [`interrupt::Interrupt`] signals with).
     pub fn new(
@@ -44,7 +45,7 @@ impl PciFunction {
         vectors: Arc<Vectors>,
         msix: Arc<Mutex<MsixTable>>,
         bar_base: u64,
-    ) -> Self {
+    ) -> Result<Self, BarError> {
         let transport = PciTransport::with_vectors(device, irq, MSIX_VECTORS, vectors);
         let mut config = ConfigSpace::new(VENDOR_ID, transport.pci_device_id(), CLASS, REVISION);
         config.set_u16(0x2c, VENDOR_ID);
@@ -52,7 +53,7 @@ impl PciFunction {
         config.set_u16(offset::STATUS, STATUS_CAPABILITIES);
         config.set_bytes(offset::CAPABILITIES, &[MSIX_CAP as u8]);
         // The BAR is placed by the VMM and stays where it is (sizing works).
-        let _ = config.set_bar(
+        config.set_bar(
             0,
             Bar {
                 base: bar_base,
@@ -61,7 +62,7 @@ impl PciFunction {
                     prefetchable: false,
                 },
             },
-        );
+        )?;
         let mut at = MSIX_CAP + CAP_LEN;
         if let Ok(table) = msix.lock() {
             table.install(
@@ -100,11 +101,11 @@ impl PciFunction {
             }
             at += len;
         }
-        PciFunction {
+        Ok(PciFunction {
             transport,
             config,
             msix,
-        }
+        })
     }
 
     /// The virtio transport.
@@ -218,7 +219,7 @@ mod tests {
             msix.clone(),
         )));
         let device = Virtio9p::new("hive", irq.clone());
-        PciFunction::new(device, irq, vectors, msix, 0xe000_0000)
+        PciFunction::new(device, irq, vectors, msix, 0xe000_0000).unwrap()
     }
 
     /// Walks the capability list the way Linux's virtio_pci_modern does and

@@ -478,7 +478,8 @@ fn attach_virtio9p_pci(
         vectors,
         msix,
         bar,
-    );
+    )
+    .map_err(|e| BuildError::NinePPci(format!("BAR 0: {e}")))?;
     let device = Arc::new(Mutex::new(NinePDevice::pci(
         &spec.name,
         function,
