@@ -141,7 +141,8 @@ sleep 5
 echo "L2-REBOOT FAILED"
 "#;
 
-/// The inner test's script, run in `chroot /host` inside L1 with `$1` =
+/// The inner test's script (its `attempt` function; the tenant appends
+/// [`crate::tier::RETRY_EARLY_PANIC`] and `exit $rc`), run in `chroot /host` inside L1 with `$1` =
 /// coco-vmm, `$2` = cohsh, `$3` = the L2 kernel, `$4` = the L2 initramfs,
 /// `$5` = worker-1's `virtio_transport`, `$6` = the transport the guest must
 /// find (`pci` or `mmio`; passed on its command line for the `transport`
@@ -150,6 +151,8 @@ echo "L2-REBOOT FAILED"
 /// (`QUEEN saw ...`) and the audit journal's denials (`AUDIT ...`).
 pub const HIVE_SCRIPT: &str = r#"vmm=$1 cohsh=$2 kernel=$3 initrd=$4 transport=$5 expect=$6
 state=/tmp/linux9p-hive
+out=$state/hive.out ready='L2-CHECK' 
+attempt() {
 rm -rf $state; mkdir -p $state
 cat > $state/hive.toml <<EOF
 [hive]
@@ -174,7 +177,7 @@ cmdline = "coco.ticks=3"
 memory_mib = 64
 vcpus = 1
 EOF
-"$vmm" run --config $state/hive.toml &
+"$vmm" run --config $state/hive.toml > $out 2>&1 &
 hive=$!
 queen() { "$cohsh" --connect unix:$state/hive.sock --role queen "$@"; }
 i=0
@@ -210,10 +213,11 @@ fi
 wait $hive
 rc=$?
 wait $tail2
+cat $out
 sed 's/^/QUEEN tail worker-2: /' $state/tail-2.out
 echo "HIVE-EXIT rc=$rc"
 grep denied $state/audit.log | sed 's/^/AUDIT /'
-exit $rc
+}
 "#;
 
 /// Checks whose `L2-CHECK <name> ok` line must appear.
@@ -308,6 +312,7 @@ fn check_coconut_worker(r: &InnerResult) -> Result<(), String> {
 
 /// The verdict on a `linux-mounts-hive` run.
 pub fn check_linux_mounts_hive(r: &InnerResult) -> Result<(), String> {
+    let r = &r.last_attempt();
     let console: Vec<&str> = r
         .output
         .iter()
@@ -475,5 +480,29 @@ mod tests {
         out.push("HIVE-EXIT rc=1".into());
         out.retain(|l| l != "HIVE-EXIT rc=0");
         assert!(check_linux_mounts_hive(&result(out)).is_err());
+    }
+
+    #[test]
+    fn only_the_attempt_after_a_retry_is_judged() {
+        // First attempt: the guest's kernel died early; the queen's lines of
+        // that attempt (a partial tail of worker-2) must not count.
+        let mut out = vec![
+            "[worker-1] [    5.2] Kernel panic - not syncing: Attempted to kill the idle task!"
+                .to_string(),
+            r#"QUEEN tail worker-2: {"stream":"{\"tick\":1,\"ts_ms\":9}\n","verb":"TAIL"}"#.into(),
+            "HIVE-EXIT rc=0".into(),
+            "RETRY: the Linux guest's kernel panicked before its /init ran: [worker-1] BUG".into(),
+        ];
+        out.extend(passing());
+        assert_eq!(check_linux_mounts_hive(&result(out)), Ok(()));
+        // A retry that fails again fails the tenant.
+        let mut again =
+            vec!["RETRY: the Linux guest's kernel panicked before its /init ran".into()];
+        again.extend(
+            passing()
+                .into_iter()
+                .filter(|l| !l.starts_with("[worker-1] L2-CHECK")),
+        );
+        assert!(check_linux_mounts_hive(&result(again)).is_err());
     }
 }

@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::cache::{Cache, workspace_root};
 use crate::initramfs::Initramfs;
 use crate::tier::{InnerResult, InnerTest, TierReport};
-use crate::{Error, Result, hive9p, modules, tool};
+use crate::{Error, Result, hive9p, modules, tier, tool};
 
 /// A named inner test and what its output must show.
 #[derive(Debug, Clone)]
@@ -272,10 +272,21 @@ pub fn boot_linux_l2(bins: &Binaries) -> Tenant {
     let vmm = bins.coco_vmm.display().to_string();
     let kernel = l2.kernel.display().to_string();
     let initrd = l2.initrd.display().to_string();
+    let script = [
+        &format!("out=/tmp/boot-linux-l2.out ready='{L2_MARKER}'\n"),
+        "attempt() { \"$@\" > \"$out\" 2>&1; rc=$?; cat \"$out\"; }\n",
+        tier::RETRY_EARLY_PANIC,
+        "exit $rc\n",
+    ]
+    .concat();
     Tenant {
         test: InnerTest::new(
             name,
             [
+                "/bin/sh",
+                "-c",
+                script.as_str(),
+                name,
                 vmm.as_str(),
                 "boot",
                 "--kind",
@@ -301,6 +312,7 @@ pub fn boot_linux_l2(bins: &Binaries) -> Tenant {
 }
 
 fn check_linux_l2_boot(r: &InnerResult) -> Result<(), String> {
+    let r = &r.last_attempt();
     let c = console(r);
     let mut missing = Vec::new();
     let up = c
@@ -382,7 +394,7 @@ fn linux_mounts_hive_over(
             [
                 "/bin/sh".to_string(),
                 "-c".into(),
-                hive9p::HIVE_SCRIPT.into(),
+                [hive9p::HIVE_SCRIPT, tier::RETRY_EARLY_PANIC, "exit $rc\n"].concat(),
                 name.into(),
                 arg(&bins.coco_vmm),
                 arg(&bins.cohsh),

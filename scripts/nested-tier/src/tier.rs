@@ -63,7 +63,42 @@ pub struct InnerResult {
     pub problem: Option<String>,
 }
 
+/// How an inner script announces that it retried once (a Linux L2 guest's
+/// kernel panicked before its `/init` ran; see [`RETRY_EARLY_PANIC`]).
+pub const RETRY_PREFIX: &str = "RETRY: ";
+
+/// Shell for a tenant that boots a Linux L2 guest: runs `$@` with its
+/// output in `$out`, and once more — after a `RETRY:` line — if the guest's
+/// kernel panicked before `/init` printed `$ready` (Debian's kernel under
+/// L1's TCG-emulated SVM has been seen to crash in early boot, in
+/// `text_poke_early`, about 1 boot in 75, before any device is probed).
+/// Anything after `/init` ran is never retried. Expects `out`, `ready`
+/// and a function `attempt` (called with the script's arguments) that runs
+/// the test and writes `$out`.
+pub const RETRY_EARLY_PANIC: &str = r#"
+attempt "$@"
+if grep -q 'Kernel panic' "$out" && ! grep -q "$ready" "$out"; then
+  echo "RETRY: the Linux guest's kernel panicked before its /init ran: $(grep -m1 'BUG\|Oops\|Kernel panic' "$out")"
+  attempt "$@"
+fi
+"#;
+
 impl InnerResult {
+    /// The output of the last attempt: everything after the last `RETRY:`
+    /// line (the whole output when there is none). The retry line stays in
+    /// the harness's report.
+    pub fn last_attempt(&self) -> InnerResult {
+        let start = self
+            .output
+            .iter()
+            .rposition(|l| l.starts_with(RETRY_PREFIX))
+            .map_or(0, |i| i + 1);
+        InnerResult {
+            output: self.output.get(start..).unwrap_or_default().to_vec(),
+            ..self.clone()
+        }
+    }
+
     /// Whether the END marker arrived with rc=0.
     pub fn exited_zero(&self) -> bool {
         self.rc == Some(0)
@@ -287,5 +322,71 @@ fn one_test(run: &mut Run, t: &InnerTest) -> InnerResult {
         output,
         duration: start.elapsed(),
         problem: Some(format!("{problem}\n--- console tail ---\n{}", run.tail(40))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs [`RETRY_EARLY_PANIC`] with an `attempt` that prints `first`
+    /// the first time and `later` after; returns the output lines.
+    fn retry_with(first: &str, later: &str) -> Vec<String> {
+        let dir =
+            std::env::temp_dir().join(format!("coco-retry-{}-{first:.4}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let out = dir.join("out");
+        let script = format!(
+            "out='{}' ready=UP n=0\nattempt() {{ n=$((n+1)); if [ $n = 1 ]; then echo '{first}' > \"$out\"; else echo '{later}' > \"$out\"; fi; cat \"$out\"; rc=0; }}\n{RETRY_EARLY_PANIC}echo attempts=$n\n",
+            out.display()
+        );
+        let o = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .output()
+            .expect("sh");
+        let _ = std::fs::remove_dir_all(&dir);
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    fn result(output: Vec<String>) -> InnerResult {
+        InnerResult {
+            name: "t".into(),
+            rc: Some(0),
+            output,
+            duration: Duration::from_secs(1),
+            problem: None,
+        }
+    }
+
+    #[test]
+    fn an_early_kernel_panic_is_retried_once_and_only_the_retry_is_judged() {
+        let lines = retry_with("[g] Kernel panic - not syncing", "UP");
+        assert!(
+            lines.iter().any(|l| l.starts_with(RETRY_PREFIX)),
+            "{lines:?}"
+        );
+        assert_eq!(lines.last().map(String::as_str), Some("attempts=2"));
+        let last = result(lines).last_attempt();
+        assert_eq!(last.output, ["UP", "attempts=2"]);
+        // Panicking twice: still two attempts, the second is judged.
+        let lines = retry_with("Kernel panic", "Kernel panic again");
+        assert_eq!(lines.last().map(String::as_str), Some("attempts=2"));
+        assert_eq!(result(lines).last_attempt().output[0], "Kernel panic again");
+    }
+
+    #[test]
+    fn a_panic_after_init_ran_or_no_panic_is_not_retried() {
+        let lines = retry_with("UP then Kernel panic", "never");
+        assert!(
+            !lines.iter().any(|l| l.starts_with(RETRY_PREFIX)),
+            "{lines:?}"
+        );
+        assert_eq!(lines.last().map(String::as_str), Some("attempts=1"));
+        let lines = retry_with("UP", "never");
+        assert_eq!(lines, ["UP", "attempts=1"]);
+        assert_eq!(result(lines.clone()).last_attempt().output, lines);
     }
 }
