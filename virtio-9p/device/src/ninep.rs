@@ -38,6 +38,8 @@ use crate::{device_id, features};
 
 /// Size of the request queue the device offers.
 pub const QUEUE_SIZE: u16 = 128;
+/// Number of queues (one request queue).
+pub const QUEUES: usize = 1;
 /// Longest mount tag (Linux's limit for the 9P mount tag is a page; QEMU uses ≤ 255).
 pub const MAX_TAG_LEN: usize = 255;
 /// Largest request frame the device copies out (NineDoor negotiates msize ≤ this).
@@ -93,7 +95,7 @@ pub struct Stats {
 #[derive(Debug)]
 pub struct Virtio9p {
     config: Vec<u8>,
-    queue_sizes: [u16; 1],
+    queue_sizes: [u16; QUEUES],
     queue: Option<Queue>,
     irq: Arc<Interrupt>,
     pending: BTreeMap<u16, Pending>,
@@ -122,7 +124,7 @@ impl Virtio9p {
         config.extend_from_slice(tag);
         Virtio9p {
             config,
-            queue_sizes: [QUEUE_SIZE],
+            queue_sizes: [QUEUE_SIZE; QUEUES],
             queue: None,
             irq,
             pending: BTreeMap::new(),

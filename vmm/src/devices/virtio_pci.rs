@@ -9,7 +9,7 @@
 use std::sync::{Arc, Mutex};
 
 use coco_virtio9p::pci::{PciTransport, REVISION, VENDOR_ID, Vectors, layout, vendor_caps};
-use coco_virtio9p::{MmioEvent, Virtio9p, interrupt};
+use coco_virtio9p::{MmioEvent, Virtio9p, interrupt, ninep};
 use vm_memory::GuestMemoryMmap;
 
 use super::pci::config::{Bar, BarError, BarKind, ConfigSpace, STATUS_CAPABILITIES, offset};
@@ -32,21 +32,27 @@ pub struct PciFunction {
     transport: PciTransport<Virtio9p>,
     config: ConfigSpace,
     msix: Arc<Mutex<MsixTable>>,
+    /// Bytes of the MSI-X table in BAR 0 (fixed at creation).
+    msix_table_bytes: u64,
 }
 
 impl PciFunction {
-    /// The function for `device` with BAR 0 at `bar_base` (which must be
-    /// aligned to the BAR's 16 KiB and below 4 GiB); `msix` delivers
-    /// its vectors and `vectors` is the assignment the interrupt path reads
-    /// (the same `Arc` the device's [`interrupt::Interrupt`] signals with).
+    /// A virtio-9p device exporting `mount_tag` as a PCI function with BAR 0
+    /// at `bar_base` (aligned to its 16 KiB, below 4 GiB), its interrupts
+    /// delivered through `msix`. Returns the function and the device's
+    /// interrupt (the event loop needs it).
     pub fn new(
-        device: Virtio9p,
-        irq: Arc<interrupt::Interrupt>,
-        vectors: Arc<Vectors>,
+        mount_tag: &str,
         msix: Arc<Mutex<MsixTable>>,
         bar_base: u64,
-    ) -> Result<Self, BarError> {
-        let transport = PciTransport::with_vectors(device, irq, MSIX_VECTORS, vectors);
+    ) -> Result<(Self, Arc<interrupt::Interrupt>), BarError> {
+        let vectors = Arc::new(Vectors::new(ninep::QUEUES));
+        let irq = Arc::new(interrupt::Interrupt::new(signal(
+            vectors.clone(),
+            msix.clone(),
+        )));
+        let device = Virtio9p::new(mount_tag, irq.clone());
+        let transport = PciTransport::with_vectors(device, irq.clone(), MSIX_VECTORS, vectors);
         let mut config = ConfigSpace::new(VENDOR_ID, transport.pci_device_id(), CLASS, REVISION);
         config.set_u16(0x2c, VENDOR_ID);
         config.set_u16(0x2e, SUBSYSTEM_ID);
@@ -64,7 +70,9 @@ impl PciFunction {
             },
         )?;
         let mut at = MSIX_CAP + CAP_LEN;
+        let mut msix_table_bytes = 0;
         if let Ok(table) = msix.lock() {
+            msix_table_bytes = table.table_bytes();
             table.install(
                 &mut config,
                 MSIX_CAP,
@@ -101,11 +109,15 @@ impl PciFunction {
             }
             at += len;
         }
-        Ok(PciFunction {
-            transport,
-            config,
-            msix,
-        })
+        Ok((
+            PciFunction {
+                transport,
+                config,
+                msix,
+                msix_table_bytes,
+            },
+            irq,
+        ))
     }
 
     /// The virtio transport.
@@ -168,7 +180,7 @@ impl PciFunction {
     /// falls inside (the table is 16 bytes per vector, the PBA 8 bytes).
     fn msix_offset(&self, offset: u64, start: u64) -> Option<u64> {
         let len = if start == layout::MSIX_TABLE {
-            self.msix.lock().map_or(0, |t| t.table_bytes())
+            self.msix_table_bytes
         } else {
             8
         };
@@ -179,7 +191,7 @@ impl PciFunction {
 /// The interrupt path of a PCI function: used buffers go to the queue's
 /// vector, configuration changes to the configuration vector; an
 /// unassigned vector drops the message (the ISR bit stays set).
-pub fn signal(vectors: Arc<Vectors>, msix: Arc<Mutex<MsixTable>>) -> interrupt::Signal {
+fn signal(vectors: Arc<Vectors>, msix: Arc<Mutex<MsixTable>>) -> interrupt::Signal {
     Box::new(move |bits| {
         let mut targets = [None, None];
         if bits & interrupt::USED_BUFFER != 0 {
@@ -212,14 +224,8 @@ mod tests {
     }
 
     fn function() -> PciFunction {
-        let vectors = Arc::new(Vectors::new(1));
         let msix = Arc::new(Mutex::new(MsixTable::new(MSIX_VECTORS, Arc::new(Null))));
-        let irq = Arc::new(interrupt::Interrupt::new(signal(
-            vectors.clone(),
-            msix.clone(),
-        )));
-        let device = Virtio9p::new("hive", irq.clone());
-        PciFunction::new(device, irq, vectors, msix, 0xe000_0000).unwrap()
+        PciFunction::new("hive", msix, 0xe000_0000).unwrap().0
     }
 
     /// Walks the capability list the way Linux's virtio_pci_modern does and

@@ -47,8 +47,8 @@ use crate::kvm_flavour::KvmFlavour;
 use crate::vm::control::VmControl;
 use crate::vm::irq_routes::GsiRoutes;
 use crate::vm::spec::{GuestKind, NinePSpec, NinePTransport, VmSpec};
-use coco_virtio9p::pci::{Vectors, layout as pci_layout};
-use coco_virtio9p::{Interrupt, Virtio9p};
+use coco_virtio9p::Interrupt;
+use coco_virtio9p::pci::layout as pci_layout;
 
 /// GSI of COM1.
 pub const COM1_GSI: u32 = 4;
@@ -467,19 +467,8 @@ fn attach_virtio9p_pci(
         virtio_pci::MSIX_VECTORS,
         Arc::new(sink),
     )));
-    let vectors = Arc::new(Vectors::new(1));
-    let irq = Arc::new(Interrupt::new(virtio_pci::signal(
-        vectors.clone(),
-        msix.clone(),
-    )));
-    let function = PciFunction::new(
-        Virtio9p::new(&ninep.mount_tag, irq.clone()),
-        irq.clone(),
-        vectors,
-        msix,
-        bar,
-    )
-    .map_err(|e| BuildError::NinePPci(format!("BAR 0: {e}")))?;
+    let (function, irq) = PciFunction::new(&ninep.mount_tag, msix, bar)
+        .map_err(|e| BuildError::NinePPci(format!("BAR 0: {e}")))?;
     let device = Arc::new(Mutex::new(NinePDevice::pci(
         &spec.name,
         function,
